@@ -1,0 +1,108 @@
+//! Command-line interface: one module per sub-command.
+
+mod bench;
+mod classify;
+mod data;
+mod eval;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "marquee",
+    version,
+    about = "Tags movie posters with their genres"
+)]
+pub struct Cli {
+    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify poster files or folders and print their genres.
+    Classify(classify::Args),
+    /// Measure the model against a labelled poster set.
+    Eval(eval::Args),
+    /// Train the genre head from labelled posters (deterministic).
+    Train(train::Args),
+    /// Time each stage of the model and its throughput, f32 against int8.
+    Bench(bench::Args),
+}
+
+/// Where the model lives and which variant to run; shared by every command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Model folder with manifest.json (default: the shipped `models/`).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Backbone variant from the manifest (default: the manifest's default, int8).
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(crate::model::default_model_dir)
+    }
+}
+
+/// The labelled data a command reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// Poster list, `id,Genre|Genre` (as ../shared/data/posters.csv).
+    #[arg(long, value_name = "CSV", default_value = "../shared/data/posters.csv")]
+    pub data: PathBuf,
+    /// Folder of `<id>.jpg` images.
+    #[arg(long, value_name = "DIR", default_value = "../shared/data/posters")]
+    pub images: PathBuf,
+    /// Feature cache folder (default: $MARQUEE_CACHE_DIR or ~/.cache/marquee/features).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Threads for feature extraction (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl DataArgs {
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(crate::features::default_cache_dir)
+    }
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Classify(args) => classify::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

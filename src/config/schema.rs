@@ -1,0 +1,271 @@
+//! The configuration's shape and its built-in defaults.
+//!
+//! Every struct denies unknown fields so a typo (`thread` for `threads`) is an
+//! error rather than a silently ignored line. Every struct also takes
+//! `#[serde(default)]`, so a layer only has to name what it changes.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The daemon's whole configuration, after every layer has been merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This device's name in MQTT topics and Home Assistant discovery.
+    pub device_id: String,
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
+    pub store: StoreConfig,
+    pub watch: WatchConfig,
+    pub inference: InferenceConfig,
+    /// Settings every `[[camera]]` falls back to; the board profile sets them.
+    pub camera_defaults: CameraDefaults,
+    /// `[[camera]]` tables. Validated now, used by the camera issue later.
+    #[serde(rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            device_id: "marquee-01".to_owned(),
+            http: HttpConfig::default(),
+            mqtt: MqttConfig::default(),
+            store: StoreConfig::default(),
+            watch: WatchConfig::default(),
+            inference: InferenceConfig::default(),
+            camera_defaults: CameraDefaults::default(),
+            cameras: Vec::new(),
+        }
+    }
+}
+
+/// `[http]`: the upload endpoint, dashboard and health checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// An `IP:port`; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Largest accepted upload; larger bodies get 413 before they are read.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_upload_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[mqtt]`: the broker session. TLS is chosen by the `mqtts://` scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`; see [`MqttConfig::broker`].
+    pub url: String,
+    /// First topic level: topics are `<topic_prefix>/<device_id>/...`.
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    /// Redacted by [`Config::to_toml_string`](super::Config::to_toml_string).
+    pub password: Option<String>,
+    /// PEM CA bundle for `mqtts://` (default: the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS; needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key for `client_cert`.
+    pub client_key: Option<PathBuf>,
+    pub keep_alive_s: u16,
+    /// How often the stats message is published.
+    pub stats_interval_s: u32,
+    /// Announce the device to Home Assistant (MQTT discovery).
+    pub discovery: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: "mqtt://127.0.0.1:1883".to_owned(),
+            topic_prefix: "marquee".to_owned(),
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keep_alive_s: 30,
+            stats_interval_s: 60,
+            discovery: true,
+            discovery_prefix: "homeassistant".to_owned(),
+        }
+    }
+}
+
+/// `[store]`: the SQLite history and outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Relative paths are relative to the working directory (systemd sets it
+    /// to the state directory).
+    pub path: PathBuf,
+    /// Drop history older than this. Unpublished outbox rows are never dropped.
+    pub retention_days: Option<u32>,
+    /// Keep at most this many classifications (and published outbox rows).
+    pub retention_rows: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("marquee.db"),
+            retention_days: None,
+            retention_rows: None,
+        }
+    }
+}
+
+/// `[watch]`: a folder whose new files are classified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// No folder, no watcher.
+    pub dir: Option<PathBuf>,
+    /// A file is read only once its size and mtime have not changed for this
+    /// long, so a half-copied file is not classified.
+    pub settle_ms: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            settle_ms: 1000,
+        }
+    }
+}
+
+/// `[inference]`: the classify workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    /// Worker threads; 0 means one per available core
+    /// (see [`InferenceConfig::effective_threads`]).
+    pub threads: u32,
+    /// Posters waiting for a worker; when full, inputs apply their full policy.
+    pub queue_size: u32,
+    /// Model folder with `manifest.json` (default: the shipped model).
+    pub model_dir: Option<PathBuf>,
+    /// Backbone variant (default: the manifest's default).
+    pub variant: Option<ModelVariant>,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            queue_size: 16,
+            model_dir: None,
+            variant: None,
+        }
+    }
+}
+
+impl InferenceConfig {
+    /// The worker count to start: `threads`, or the available cores when 0.
+    pub fn effective_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The backbone variants the shipped manifest carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelVariant {
+    Int8,
+    F32,
+}
+
+impl ModelVariant {
+    /// The name the model manifest uses for this variant.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Int8 => "int8",
+            Self::F32 => "f32",
+        }
+    }
+}
+
+/// How a camera takes pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraMode {
+    /// A frame only when asked (button, HTTP or MQTT trigger).
+    OnDemand,
+    /// Frames all the time; only the newest waits for a worker.
+    Continuous,
+}
+
+/// `[camera_defaults]`: what a `[[camera]]` gets for each setting it omits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraDefaults {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub mode: CameraMode,
+}
+
+impl Default for CameraDefaults {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 15,
+            mode: CameraMode::OnDemand,
+        }
+    }
+}
+
+/// One `[[camera]]` table.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    /// Unique; used as the poster's source (`camera:<name>`).
+    pub name: String,
+    /// A device node (`/dev/video0`) or a stream URL.
+    pub source: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    pub mode: Option<CameraMode>,
+}
+
+/// A camera with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraSettings {
+    pub name: String,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub mode: CameraMode,
+}
+
+impl CameraConfig {
+    /// Fill the settings this camera omits from `[camera_defaults]`.
+    pub fn resolve(&self, defaults: &CameraDefaults) -> CameraSettings {
+        CameraSettings {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            width: self.width.unwrap_or(defaults.width),
+            height: self.height.unwrap_or(defaults.height),
+            fps: self.fps.unwrap_or(defaults.fps),
+            mode: self.mode.unwrap_or(defaults.mode),
+        }
+    }
+}

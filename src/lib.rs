@@ -1,0 +1,14 @@
+//! Marquee: tags movie posters with their genres on an edge board.
+#![forbid(unsafe_code)]
+
+pub mod analytics;
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod features;
+pub mod model;
+pub mod publish;
+pub mod store;
+pub mod systemd;
+pub mod testing;
+pub mod vision;

@@ -1,0 +1,153 @@
+//! `models/manifest.json`: what the shipped files are and how to feed them.
+//!
+//! Every file the loader opens is checked against the sha256 recorded here,
+//! so a corrupted copy or a head trained for another backbone is refused with
+//! a message instead of producing plausible-looking garbage.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::vision::Normalisation;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid model manifest: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model variant `{0}` is not in the manifest (known: {1})")]
+    UnknownVariant(String, String),
+    #[error("the manifest has no genre head; train one with `marquee train`")]
+    NoHead,
+    #[error(
+        "checksum mismatch for {path}: manifest says {expected}, file is {actual}; \
+         the file is corrupt or does not belong to this manifest (rebuild it or restore models/)"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub backbone: BackboneSpec,
+    pub default_variant: String,
+    pub variants: BTreeMap<String, Variant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<FileRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Everything else (metrics, notes written by the tools) is carried through.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackboneSpec {
+    pub name: String,
+    pub input_name: String,
+    pub input_size: [u32; 2],
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub feature_output: String,
+    pub feature_dim: usize,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    pub file: String,
+    pub sha256: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Manifest {
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ManifestError::Parse { path, source })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| ManifestError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|source| ManifestError::Write { path, source })
+    }
+
+    pub fn variant(&self, name: Option<&str>) -> Result<(&str, &Variant), ManifestError> {
+        let name = name.unwrap_or(&self.default_variant);
+        self.variants
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.variants.keys().map(String::as_str).collect();
+                ManifestError::UnknownVariant(name.to_string(), known.join(", "))
+            })
+    }
+
+    pub fn normalisation(&self) -> Normalisation {
+        Normalisation {
+            width: self.backbone.input_size[0],
+            height: self.backbone.input_size[1],
+            mean: self.backbone.mean,
+            std: self.backbone.std,
+        }
+    }
+}
+
+/// Read a file and check its sha256 against the manifest's.
+pub fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let actual = sha256_hex(&bytes);
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(ManifestError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,232 @@
+//! The genre model: manifest, tract backbone, calibrated linfa-trained head.
+
+pub mod backbone;
+pub mod head;
+pub mod manifest;
+pub mod training;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::vision::{self, DecodeLimits, Normalisation, VisionError};
+use backbone::{Backbone, BackboneError};
+use head::{GenreHead, HeadError};
+use manifest::{read_verified, Manifest, ManifestError};
+
+/// Where the shipped model lives when nothing else is said: `MARQUEE_MODEL_DIR`,
+/// else `models/` next to the crate (a source checkout), else the packaged path.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MARQUEE_MODEL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let candidates = [
+        PathBuf::from("models"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"),
+        PathBuf::from("/usr/share/marquee/models"),
+    ];
+    candidates
+        .iter()
+        .find(|d| d.join(manifest::MANIFEST_FILE).is_file())
+        .cloned()
+        .unwrap_or_else(|| candidates[1].clone())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Backbone(#[from] BackboneError),
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error("model files do not fit together: {0}")]
+    Mismatch(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error(transparent)]
+    Image(#[from] VisionError),
+    #[error(transparent)]
+    Backbone(#[from] BackboneError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenreScore {
+    pub label: String,
+    pub score: f32,
+}
+
+/// What the model says about one poster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Every genre, best first.
+    pub genres: Vec<GenreScore>,
+    /// The genres at or over their tuned threshold, best first.
+    pub tags: Vec<String>,
+    /// The three best genres, always present, whatever the thresholds say.
+    pub top3: Vec<GenreScore>,
+}
+
+/// Time spent in each stage, for `bench` and the latency figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub decode: Duration,
+    pub resize: Duration,
+    pub backbone: Duration,
+    pub head: Duration,
+}
+
+/// Backbone + head, loaded once and shared (cheap to clone) across workers.
+#[derive(Clone)]
+pub struct Classifier {
+    backbone: Backbone,
+    head: std::sync::Arc<GenreHead>,
+    norm: Normalisation,
+    limits: DecodeLimits,
+    name: String,
+    variant: String,
+}
+
+impl Classifier {
+    /// Load a variant (`None`: the manifest's default) from a model folder,
+    /// checking every file against the manifest's checksums.
+    pub fn load(dir: &Path, variant: Option<&str>) -> Result<Self, ModelError> {
+        let manifest = Manifest::load(dir)?;
+        let head_ref = manifest.head.as_ref().ok_or(ManifestError::NoHead)?;
+        let head_bytes = read_verified(&dir.join(&head_ref.file), &head_ref.sha256)?;
+        let head = GenreHead::from_json(&head_bytes, &head_ref.file)?;
+        Self::with_head(dir, &manifest, variant, head)
+    }
+
+    /// Load the backbone from `dir` and pair it with a given head (for training
+    /// and evaluation of a head that is not shipped yet).
+    pub fn with_head(
+        dir: &Path,
+        manifest: &Manifest,
+        variant: Option<&str>,
+        head: GenreHead,
+    ) -> Result<Self, ModelError> {
+        let backbone = load_backbone(dir, manifest, variant)?;
+        if head.feature_dim != manifest.backbone.feature_dim {
+            return Err(ModelError::Mismatch(format!(
+                "the head takes {} features, the backbone gives {}",
+                head.feature_dim, manifest.backbone.feature_dim
+            )));
+        }
+        if !manifest.labels.is_empty() && manifest.labels != head.labels() {
+            return Err(ModelError::Mismatch(
+                "the head's genres differ from the manifest's labels".into(),
+            ));
+        }
+        let (variant_name, _) = manifest.variant(variant)?;
+        Ok(Self {
+            backbone,
+            name: format!("{}-{}", manifest.backbone.name, variant_name),
+            variant: variant_name.to_string(),
+            head: std::sync::Arc::new(head),
+            norm: manifest.normalisation(),
+            limits: DecodeLimits::default(),
+        })
+    }
+
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The model's name as published with each result, e.g. `efficientnet-lite0-int8`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn variant(&self) -> &str {
+        &self.variant
+    }
+
+    pub fn head(&self) -> &GenreHead {
+        &self.head
+    }
+
+    pub fn classify(&self, bytes: &[u8]) -> Result<Prediction, ClassifyError> {
+        self.classify_timed(bytes).map(|(p, _)| p)
+    }
+
+    pub fn classify_timed(&self, bytes: &[u8]) -> Result<(Prediction, StageTimes), ClassifyError> {
+        let mut times = StageTimes::default();
+        let t = Instant::now();
+        let image = vision::decode(bytes, &self.limits)?;
+        times.decode = t.elapsed();
+        self.classify_image_timed(&image, times)
+    }
+
+    pub fn classify_image_timed(
+        &self,
+        image: &image::RgbImage,
+        mut times: StageTimes,
+    ) -> Result<(Prediction, StageTimes), ClassifyError> {
+        let t = Instant::now();
+        let resized = vision::resize(image, &self.norm);
+        let tensor = vision::to_tensor(&resized, &self.norm);
+        times.resize = t.elapsed();
+        let t = Instant::now();
+        let features = self.backbone.features(tensor)?;
+        times.backbone = t.elapsed();
+        let t = Instant::now();
+        let prediction = predict(&self.head, &features);
+        times.head = t.elapsed();
+        Ok((prediction, times))
+    }
+
+    /// The backbone's pooled features for an image file's bytes.
+    pub fn features(&self, bytes: &[u8]) -> Result<Vec<f32>, ClassifyError> {
+        let image = vision::decode(bytes, &self.limits)?;
+        features_of(&self.backbone, &self.norm, &image)
+    }
+}
+
+pub fn load_backbone(
+    dir: &Path,
+    manifest: &Manifest,
+    variant: Option<&str>,
+) -> Result<Backbone, ModelError> {
+    let (_, v) = manifest.variant(variant)?;
+    let bytes = read_verified(&dir.join(&v.file), &v.sha256)?;
+    Ok(Backbone::from_onnx_bytes(&bytes, &manifest.backbone)?)
+}
+
+pub fn features_of(
+    backbone: &Backbone,
+    norm: &Normalisation,
+    image: &image::RgbImage,
+) -> Result<Vec<f32>, ClassifyError> {
+    let resized = vision::resize(image, norm);
+    Ok(backbone.features(vision::to_tensor(&resized, norm))?)
+}
+
+/// Scores, tags over threshold and top-3 from pooled features.
+pub fn predict(head: &GenreHead, features: &[f32]) -> Prediction {
+    let scores = head.scores(features);
+    prediction_from_scores(head, &scores)
+}
+
+pub fn prediction_from_scores(head: &GenreHead, scores: &[f32]) -> Prediction {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    // Ties broken by genre order so the output is deterministic.
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let genres: Vec<GenreScore> = order
+        .iter()
+        .map(|&i| GenreScore {
+            label: head.genres[i].label.clone(),
+            score: scores[i],
+        })
+        .collect();
+    let tags = order
+        .iter()
+        .filter(|&&i| scores[i] >= head.genres[i].threshold)
+        .map(|&i| head.genres[i].label.clone())
+        .collect();
+    let top3 = genres.iter().take(3).cloned().collect();
+    Prediction { genres, tags, top3 }
+}

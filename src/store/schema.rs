@@ -1,0 +1,78 @@
+//! Versioned schema migrations (rusqlite_migration keeps the version in
+//! SQLite's `user_version`). Append new migrations; never edit a shipped one,
+//! since boards in the field have already run it.
+
+use rusqlite_migration::{Migrations, M};
+
+/// Version 1: posters, classifications, feedback and the outbox.
+///
+/// - Times are Unix milliseconds (UTC).
+/// - JSON columns hold arrays: `genres`/`top3` of `{"label","score"}`,
+///   `tags`/feedback `genres` of strings.
+/// - The outbox has no foreign key: its rows carry the whole message, so
+///   retention can delete history without touching what is unpublished.
+/// - `AUTOINCREMENT` so an outbox `seq` is never reused, even after the
+///   newest rows are deleted: replay order is `seq` order, forever.
+const V1: &str = r#"
+CREATE TABLE posters (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 64),
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    width       INTEGER NOT NULL,
+    height      INTEGER NOT NULL,
+    thumbnail   BLOB
+) STRICT;
+
+CREATE TABLE classifications (
+    id          INTEGER PRIMARY KEY,
+    poster_id   TEXT NOT NULL REFERENCES posters(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    scores      TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    top3        TEXT NOT NULL,
+    latency_ms  REAL NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX classifications_poster ON classifications (poster_id, id);
+CREATE INDEX classifications_created ON classifications (created_at);
+
+CREATE TABLE feedback (
+    id          INTEGER PRIMARY KEY,
+    poster_id   TEXT NOT NULL REFERENCES posters(id) ON DELETE CASCADE,
+    genres      TEXT NOT NULL,
+    author      TEXT,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX feedback_poster ON feedback (poster_id);
+
+CREATE TABLE outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic        TEXT NOT NULL,
+    payload      BLOB NOT NULL,
+    qos          INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
+    retain       INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    created_at   INTEGER NOT NULL,
+    published_at INTEGER,
+    attempts     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
+"#;
+
+const STEPS: &[M<'static>] = &[M::up(V1)];
+
+/// Every migration, oldest first.
+pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);
+
+/// The schema version this build creates.
+pub(crate) const LATEST: usize = STEPS.len();
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_well_formed() {
+        super::MIGRATIONS.validate().unwrap();
+    }
+}

@@ -1,0 +1,232 @@
+//! The values that go into the store and come out of it.
+//!
+//! Times are Unix milliseconds (`*_ms`, UTC): one integer type for SQL
+//! comparisons, JSON and Prometheus alike.
+
+use super::error::StoreError;
+use crate::model::{GenreScore, Prediction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Now, as Unix milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A poster's id: the lowercase hex sha256 of its image bytes, so the same
+/// poster from two sources, or replayed, is one record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PosterId(String);
+
+impl PosterId {
+    /// The id of an image: hash its bytes exactly as received.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Check an id given from outside (a URL, a stored row).
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let ok = text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(StoreError::InvalidPosterId(text.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PosterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for PosterId {
+    type Err = StoreError;
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for PosterId {
+    type Error = StoreError;
+    fn try_from(text: String) -> Result<Self, StoreError> {
+        Self::parse(&text)
+    }
+}
+
+impl From<PosterId> for String {
+    fn from(id: PosterId) -> String {
+        id.0
+    }
+}
+
+/// A poster as it arrived, for [`Store::record`](super::Store::record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPoster {
+    pub id: PosterId,
+    /// Where it came from: `http`, `mqtt`, `watch`, `camera:<name>`.
+    pub source: String,
+    pub seen_at_ms: i64,
+    pub size_bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    /// A small JPEG for the dashboard; kept from the first sighting.
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+/// What the model said about one sighting of a poster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewClassification {
+    /// Model name and variant, as published in events (`efficientnet-lite0/int8`).
+    pub model: String,
+    pub prediction: Prediction,
+    pub latency_ms: f64,
+    pub created_at_ms: i64,
+}
+
+/// MQTT delivery guarantee for an outbox message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Qos {
+    AtMostOnce = 0,
+    AtLeastOnce = 1,
+    ExactlyOnce = 2,
+}
+
+impl Qos {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(level: u8) -> Option<Self> {
+        match level {
+            0 => Some(Self::AtMostOnce),
+            1 => Some(Self::AtLeastOnce),
+            2 => Some(Self::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+/// An MQTT message to publish once the transaction that creates it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: Qos,
+    pub retain: bool,
+}
+
+/// An outbox row not yet acknowledged by the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Strictly increasing, never reused: publish in this order.
+    pub seq: i64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: Qos,
+    pub retain: bool,
+    pub created_at_ms: i64,
+    /// Publish attempts so far ([`Store::bump_attempts`](super::Store::bump_attempts)).
+    pub attempts: u32,
+}
+
+/// What [`Store::record`](super::Store::record) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// False when the poster was already known (only `last_seen` changed).
+    pub new_poster: bool,
+    pub classification_id: i64,
+    /// The outbox rows created, in the order given.
+    pub outbox_seqs: Vec<i64>,
+}
+
+/// A stored poster, without its thumbnail ([`Store::thumbnail`](super::Store::thumbnail)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PosterInfo {
+    pub id: PosterId,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// The source of the first sighting.
+    pub source: String,
+    pub size_bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One stored classification (one sighting of a poster).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassificationRecord {
+    pub id: i64,
+    pub poster_id: PosterId,
+    /// The source of this sighting.
+    pub source: String,
+    pub model: String,
+    /// Every genre, best first.
+    pub genres: Vec<GenreScore>,
+    pub tags: Vec<String>,
+    pub top3: Vec<GenreScore>,
+    pub latency_ms: f64,
+    pub created_at_ms: i64,
+}
+
+/// A poster with its latest classification and feedback count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PosterDetail {
+    pub poster: PosterInfo,
+    pub latest: Option<ClassificationRecord>,
+    /// Classifications kept for this poster.
+    pub sightings: u64,
+}
+
+/// Which classifications [`Store::recent`](super::Store::recent) returns;
+/// every set field must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryFilter {
+    pub source: Option<String>,
+    /// A genre among the classification's tags.
+    pub tag: Option<String>,
+    pub model: Option<String>,
+    pub poster_id: Option<PosterId>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+/// A person's correction of a poster's genres, from the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeedback {
+    pub poster_id: PosterId,
+    pub genres: Vec<String>,
+    /// Who said so, if known.
+    pub by: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Feedback {
+    pub id: i64,
+    pub poster_id: PosterId,
+    pub genres: Vec<String>,
+    pub by: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// What [`Store::apply_retention`](super::Store::apply_retention) deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub classifications: u64,
+    pub posters: u64,
+    /// Published outbox rows only; unpublished rows are never deleted.
+    pub outbox: u64,
+}

@@ -1,0 +1,104 @@
+//! tract runs the shipped ONNX graphs as onnxruntime does: features and the
+//! kept ImageNet logits of a drawn image, compared with the figures that
+//! `tools/check_backbone.py` recorded from onnxruntime.
+
+use marquee::model::{backbone::Backbone, default_model_dir, manifest::Manifest};
+use marquee::vision;
+use serde_json::Value;
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+fn fixture() -> Value {
+    let text = std::fs::read_to_string("tests/fixtures/reference-outputs.json").unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn tensor_of_fixture(manifest: &Manifest) -> Vec<f32> {
+    let bytes = std::fs::read("tests/fixtures/drawn-224.png").unwrap();
+    let image = vision::decode(&bytes, &vision::DecodeLimits::default()).unwrap();
+    assert_eq!(
+        (image.width(), image.height()),
+        (224, 224),
+        "no resize in this check"
+    );
+    vision::to_tensor(&image, &manifest.normalisation())
+}
+
+fn check_variant(name: &str) {
+    let dir = default_model_dir();
+    let manifest = Manifest::load(&dir).unwrap();
+    let reference = &fixture()["variants"][name];
+    let tol = &fixture()["tolerance_hint"][name];
+    let (_, variant) = manifest.variant(Some(name)).unwrap();
+    assert_eq!(
+        reference["sha256"].as_str().unwrap(),
+        variant.sha256,
+        "the fixture was made for another {name} file: rerun tools/check_backbone.py"
+    );
+    let bytes = std::fs::read(dir.join(&variant.file)).unwrap();
+    let backbone = Backbone::from_onnx_bytes(&bytes, &manifest.backbone).unwrap();
+    let tensor = tensor_of_fixture(&manifest);
+    let features = backbone.features(tensor.clone()).unwrap();
+
+    let abs_tol = tol["features_abs"].as_f64().unwrap() as f32;
+    let first16: Vec<f32> = reference["features_first16"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    for (k, (a, b)) in features.iter().zip(&first16).enumerate() {
+        assert!(
+            (a - b).abs() <= abs_tol,
+            "{name} feature {k}: tract {a}, onnxruntime {b}"
+        );
+    }
+    let l2: f32 = features.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let ref_l2 = reference["features_l2"].as_f64().unwrap() as f32;
+    let rel = tol["features_l2_rel"].as_f64().unwrap() as f32;
+    assert!(
+        (l2 - ref_l2).abs() / ref_l2 <= rel,
+        "{name} L2: tract {l2}, onnxruntime {ref_l2}"
+    );
+
+    // The ImageNet logits: the top-1 class must agree.
+    let logits = logits(&dir.join(&variant.file), &tensor);
+    let top1 = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    let ref_top1 = reference["top5_indices"][0].as_u64().unwrap() as usize;
+    assert_eq!(
+        top1, ref_top1,
+        "{name}: ImageNet top-1 differs from onnxruntime"
+    );
+}
+
+fn logits(path: &Path, tensor: &[f32]) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .with_outputs_by_name(["logits"])
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = Tensor::from_shape(&[1, 3, 224, 224], tensor).unwrap();
+    let out = model.run(tvec!(input.into())).unwrap();
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn f32_backbone_matches_onnxruntime() {
+    check_variant("f32");
+}
+
+#[test]
+fn int8_backbone_matches_onnxruntime() {
+    check_variant("int8");
+}

