@@ -62,7 +62,9 @@ fn check_variant(name: &str) {
     );
 
     // The ImageNet logits: the top-1 class must agree.
-    let logits = logits(&dir.join(&variant.file), &tensor);
+    let norm = manifest.normalisation();
+    let shape = [1, 3, norm.height as usize, norm.width as usize];
+    let logits = logits(&dir.join(&variant.file), &tensor, shape);
     let top1 = (0..logits.len())
         .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
         .unwrap();
@@ -73,7 +75,7 @@ fn check_variant(name: &str) {
     );
 }
 
-fn logits(path: &Path, tensor: &[f32]) -> Vec<f32> {
+fn logits(path: &Path, tensor: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let model = tract_onnx::onnx()
         .model_for_path(path)
         .unwrap()
@@ -83,7 +85,7 @@ fn logits(path: &Path, tensor: &[f32]) -> Vec<f32> {
         .unwrap()
         .into_runnable()
         .unwrap();
-    let input = Tensor::from_shape(&[1, 3, 224, 224], tensor).unwrap();
+    let input = Tensor::from_shape(&shape, tensor).unwrap();
     let out = model.run(tvec!(input.into())).unwrap();
     out[0]
         .to_plain_array_view::<f32>()

