@@ -14,14 +14,16 @@ fn fixture() -> Value {
 }
 
 fn tensor_of_fixture(manifest: &Manifest) -> Vec<f32> {
-    let bytes = std::fs::read("tests/fixtures/drawn-224.png").unwrap();
+    let name = fixture()["input"].as_str().unwrap().to_string();
+    let bytes = std::fs::read(Path::new("tests/fixtures").join(name)).unwrap();
     let image = vision::decode(&bytes, &vision::DecodeLimits::default()).unwrap();
+    let norm = manifest.normalisation();
     assert_eq!(
         (image.width(), image.height()),
-        (224, 224),
-        "no resize in this check"
+        (norm.width, norm.height),
+        "the fixture is drawn at the model's input size: no resize in this check"
     );
-    vision::to_tensor(&image, &manifest.normalisation())
+    vision::to_tensor(&image, &norm)
 }
 
 fn check_variant(name: &str) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time ONNX backbones in onnxruntime on real posters, to compare with tract (`marquee bench`).
 
-Times the backbone alone (one session.run on a preprocessed 1x3x224x224 tensor; decode and
+Times the backbone alone (one session.run on a preprocessed 1x3xHxW tensor, H and W read from
+each file's input, 320x224 for the shipped files; decode and
 resize are done beforehand and not timed), single-threaded by default, on the same posters
 as `marquee bench` would read from ../shared/data. Prints p50/p99 ms and posters/s per file
 (and per thread count), `--json` for a machine-readable copy, and with
@@ -93,9 +94,17 @@ def main(argv=None) -> int:
     if not paths:
         print(f"error: no posters found under {common.DATA}", file=sys.stderr)
         return 2
-    inputs = [common.load_image(p) for p in paths]
-
-    results = [bench_file(m, inputs, t, args.iters, args.warmup) for m in models for t in args.threads]
+    cache: dict[tuple[int, int], list[np.ndarray]] = {}
+    results = []
+    for m in models:
+        hw = common.input_hw(m)
+        if hw not in cache:
+            cache[hw] = [common.load_image(p, hw) for p in paths]
+        inputs = cache[hw]
+        for t in args.threads:
+            r = bench_file(m, inputs, t, args.iters, args.warmup)
+            r["input_hw"] = list(hw)
+            results.append(r)
 
     ratios = {}
     if args.tract_json:
@@ -123,9 +132,10 @@ def main(argv=None) -> int:
         return 0
     print(f"onnxruntime {ort.__version__} on {doc['cpu']}, {len(inputs)} posters, {args.iters} runs each "
           "(backbone only, preprocessed input)")
-    print(f"{'file':32s} {'threads':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'posters/s':>10s}")
+    print(f"{'file':32s} {'input HxW':>9s} {'threads':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'posters/s':>10s}")
     for r in results:
-        print(f"{r['file']:32s} {r['threads']:7d} {r['backbone_p50_ms']:8.2f} {r['backbone_p99_ms']:8.2f} "
+        hw = "x".join(map(str, r["input_hw"]))
+        print(f"{r['file']:32s} {hw:>9s} {r['threads']:7d} {r['backbone_p50_ms']:8.2f} {r['backbone_p99_ms']:8.2f} "
               f"{r['posters_per_s']:10.1f}")
     if ratios:
         print("\ntract / onnxruntime, backbone p50, 1 thread (< 1: tract faster)")

@@ -8,8 +8,11 @@
       running statistics are solved for the mean and spread of the input they saw;
   (c) real photos shipped by scikit-image get sensible ImageNet top-5 classes (f32, and int8
       when models/efficientnet-lite0-int8.onnx exists, with the top-1 agreement);
-  (d) writes tests/fixtures/drawn-224.png (a drawn picture, no poster) and
+  (d) writes tests/fixtures/drawn-224x320.png (a drawn picture, no poster, 224 wide x 320 high:
+      the graph's input size, so no resize is needed; drawn-224.png for a square 224 graph) and
       tests/fixtures/reference-outputs.json (onnxruntime outputs on it for both variants).
+
+The input size (and the feature layout) are read from models/efficientnet-lite0-f32.onnx.
 
 Exits non-zero if a check fails.
 """
@@ -29,7 +32,12 @@ import common  # noqa: E402
 from pth_reader import load_legacy_state_dict  # noqa: E402
 
 FIXTURES = common.ROOT / "tests" / "fixtures"
-DRAWN_PNG = FIXTURES / "drawn-224.png"
+
+
+def drawn_png(height: int, width: int) -> Path:
+    return FIXTURES / (f"drawn-{width}.png" if height == width else f"drawn-{width}x{height}.png")
+
+
 REFERENCE_JSON = FIXTURES / "reference-outputs.json"
 
 # (a) ------------------------------------------------------------------ numpy reference
@@ -70,8 +78,12 @@ def _relu6(x):
     return np.clip(x, 0.0, 6.0)
 
 
-def numpy_forward(sd: dict, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def numpy_forward(sd: dict, image: np.ndarray, concat: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """features = mean over the plane of [head conv+BN+ReLU6 | block 15 project conv+BN |
+    block 10 project conv+BN (before its residual add)] (head only if not concat); logits from
+    the head part."""
     sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
+    project = {}
     x = image[0].astype(np.float64)
     x = _relu6(_bn(_conv(x, sd["_conv_stem.weight"], 2, False), sd, "_bn0"))
     # block strides come from the lite0 block strings: the first block of stages 2,3,4,6
@@ -86,11 +98,14 @@ def numpy_forward(sd: dict, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = 2 if i in strided else 1
         x = _relu6(_bn(_conv(x, sd[f"{p}._depthwise_conv.weight"], s, True), sd, f"{p}._bn1"))
         x = _bn(_conv(x, sd[f"{p}._project_conv.weight"], 1, False), sd, f"{p}._bn2")
+        project[i] = x.mean(axis=(1, 2))
         if s == 1 and x.shape == inp.shape:
             x = x + inp
     x = _relu6(_bn(_conv(x, sd["_conv_head.weight"], 1, False), sd, "_bn1"))
     feat = x.mean(axis=(1, 2))
     logits = sd["_fc.weight"] @ feat + sd["_fc.bias"]
+    if concat:
+        feat = np.concatenate([feat, project[15], project[10]])
     return feat[None], logits[None]
 
 
@@ -192,11 +207,12 @@ def run(sess, x):
 # (d) ------------------------------------------------------------------ fixtures
 
 
-def draw_fixture() -> Image.Image:
-    """A deterministic 224x224 drawing: gradients, discs, bars, a star. No text, no poster."""
-    yy, xx = np.mgrid[0:224, 0:224].astype(np.float64)
-    r = 255 * xx / 223
-    g = 255 * yy / 223
+def draw_fixture(height: int = 224, width: int = 224) -> Image.Image:
+    """A deterministic drawing (224x224 as before, or e.g. 224 wide x 320 high): gradients, discs,
+    bars, a star; below row 224, more bars and discs. No text, no poster."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 255 * xx / (width - 1)
+    g = 255 * yy / (height - 1)
     b = 127.5 + 127.5 * np.sin(xx / 17.0) * np.cos(yy / 23.0)
     img = Image.fromarray(np.stack([r, g, b], -1).round().astype(np.uint8), "RGB")
     d = ImageDraw.Draw(img)
@@ -207,24 +223,34 @@ def draw_fixture() -> Image.Image:
     for i in range(8):
         d.line((0, 130 + 12 * i, 60, 100 + 12 * i), fill=(255, 255, 255), width=4)
     d.ellipse((160, 140, 215, 195), fill=(30, 160, 60))
+    if height >= 300 and width >= 224:
+        d.rectangle((10, 232, 100, 290), fill=(240, 240, 240), outline=(10, 10, 10), width=2)
+        d.ellipse((120, 236, 200, 296), fill=(120, 30, 150))
+        for i in range(6):
+            d.line((0, 300 + 3 * i, width, 296 + 3 * i), fill=(20 * i, 40, 200 - 20 * i), width=2)
     return img
 
 
 def reference_outputs(png: Path, variants: dict[str, Path]) -> dict:
     x = common.normalise(np.asarray(Image.open(png).convert("RGB")))
+    _, _, h, w = x.shape
     out = {
         "input": png.name,
+        "input_width": w,
+        "input_height": h,
+        "input_shape": [1, 3, h, w],
         "input_sha256_pixels": __import__("hashlib").sha256(np.asarray(Image.open(png).convert("RGB")).tobytes()).hexdigest(),
         "normalisation": {"mean": common.MEAN, "std": common.STD,
-                          "formula": "(pixel_0_255 - mean) / std, RGB, NCHW, no resize (already 224x224)"},
+                          "formula": f"(pixel_0_255 - mean) / std, RGB, NCHW, no resize (already {w} wide x {h} high)"},
         "computed_with": f"onnxruntime {ort.__version__}, CPUExecutionProvider, 1 thread, graph optimisations off",
         "variants": {},
-        # What tract 0.23.9 gave against these onnxruntime numbers (tools/README.md): f32 within
-        # 2e-6 (features) / 2e-5 (logits). int8 (mixed form) here: within 0.023 on
-        # features_first16, 0.14% on the L2 norm, 0.06 on the top-5 logits, same top-5; over 20
-        # posters at most 0.056 per feature and 0.11 per logit (cosine >= 0.9998, same top-1),
-        # because the two runtimes round the int8 requantisation differently. The int8 hints
-        # leave about 2x (posters) to 4x (this image) of margin.
+        # What tract 0.23.9 gave against these onnxruntime numbers (tools/README.md; 320x224
+        # input, 1712 features): f32 within 7e-6 (features) / 6e-6 (logits) here, 1e-5 over 20
+        # posters. int8 (mixed form) here: within 0.004 on features_first16, 0.046 on any of the
+        # 1712 features, 0.09% on the L2 norm, 0.03 on the top-5 logits, same top-3 (the last
+        # two swap); over 20 posters at most 0.084 per feature (0.051 head part, 0.084 block 15
+        # part, 0.008 block 10 part) and 0.079 per logit (cosine >= 0.9998, same top-1 on 19/20),
+        # because the two runtimes round the int8 requantisation differently.
         "tolerance_hint": {
             "f32": {"features_abs": 1e-4, "features_l2_rel": 1e-5, "top5_logits_abs": 1e-3, "top5_order": "exact"},
             "int8": {"features_abs": 0.1, "features_l2_rel": 0.005, "top5_logits_abs": 0.3,
@@ -238,11 +264,20 @@ def reference_outputs(png: Path, variants: dict[str, Path]) -> dict:
         out["variants"][name] = {
             "file": path.name,
             "sha256": common.sha256_file(path),
+            "feature_dim": int(f.size),
             "features_first16": [round(float(v), 6) for v in f[:16]],
             "features_l2": round(float(np.linalg.norm(f)), 6),
             "top5_indices": [int(i) for i in top],
             "top5_logits": [round(float(l[i]), 5) for i in top],
         }
+        if f.size > 1280:   # the first 8 values and the L2 norm of each concatenated part
+            segs = {}
+            for start, end, t in ((0, 1280, "head.out"), (1280, 1600, "block15.project.out"),
+                                  (1600, 1712, "block10.project.out")):
+                segs[t] = {"offset": start, "dim": end - start,
+                           "first8": [round(float(v), 6) for v in f[start:start + 8]],
+                           "l2": round(float(np.linalg.norm(f[start:end])), 6)}
+            out["variants"][name]["feature_segments"] = segs
     return out
 
 
@@ -256,16 +291,27 @@ def main(argv=None) -> int:
     f32 = session(common.F32_ONNX)
     int8 = session(common.INT8_ONNX) if common.INT8_ONNX.is_file() else None
 
-    print("(a) numpy float64 reference vs onnxruntime (f32 graph)")
+    hw = common.input_hw(common.F32_ONNX)
+    dim = f32.get_outputs()[0].shape[1]
+    print(f"(a) numpy float64 reference vs onnxruntime (f32 graph, input {hw[1]} wide x {hw[0]} high, "
+          f"{dim} features)")
+    if dim not in (1280, 1712):
+        print(f"  !! unexpected feature width {dim}")
+        ok = False
     rng = np.random.default_rng(1234)
-    inputs = {"random normal": rng.standard_normal((1, 3, 224, 224)).astype(np.float32),
-              "drawn fixture": common.normalise(np.asarray(draw_fixture()))}
+    inputs = {"random normal": rng.standard_normal((1, 3) + hw).astype(np.float32),
+              "drawn fixture": common.normalise(np.asarray(draw_fixture(*hw)))}
     for name, x in inputs.items():
-        fr, lr = numpy_forward(sd, x)
+        fr, lr = numpy_forward(sd, x, concat=dim > 1280)
         fo, lo = run(f32, x)
         df, dl = float(np.abs(fr - fo).max()), float(np.abs(lr - lo).max())
         rel = df / float(np.abs(fr).max())
         print(f"  {name:14s} max|diff| features {df:.2e} (max |feature| {np.abs(fr).max():.2f}), logits {dl:.2e}")
+        if dim > 1280:
+            parts = "; ".join(f"{t} {np.abs(fr[0, a:b] - fo[0, a:b]).max():.1e} (max {np.abs(fr[0, a:b]).max():.2f})"
+                              for a, b, t in ((0, 1280, "[0:1280]"), (1280, 1600, "[1280:1600]"),
+                                              (1600, 1712, "[1600:1712]")))
+            print(f"  {'':14s} per part: {parts}")
         ok &= rel < 1e-4 and dl < 1e-3
 
     print("(b) input normalisation implied by the stem BatchNorm statistics")
@@ -276,10 +322,11 @@ def main(argv=None) -> int:
     print(f"  best match: {ev['best_match']}; shipped: mean {common.MEAN}, std {common.STD}")
     ok &= ev["best_match"].startswith("(p-127)/128") and common.MEAN == [127.0] * 3 and common.STD == [128.0] * 3
 
-    print("(c) ImageNet top-5 on scikit-image sample photos (whole image resized to 224x224, bilinear)")
+    print(f"(c) ImageNet top-5 on scikit-image sample photos (whole image resized to {hw[1]} wide x {hw[0]} high, "
+          "bilinear)")
     agree = total = 0
     for name, img in _photos().items():
-        x = common.load_image(img)
+        x = common.load_image(img, hw)
         tops = {}
         for vname, sess in (("f32", f32), ("int8", int8)):
             if sess is None:
@@ -301,19 +348,20 @@ def main(argv=None) -> int:
     if not args.no_fixtures:
         print("(d) fixtures")
         FIXTURES.mkdir(parents=True, exist_ok=True)
-        draw_fixture().save(DRAWN_PNG, optimize=False, compress_level=9)
+        png = drawn_png(*hw)
+        draw_fixture(*hw).save(png, optimize=False, compress_level=9)
         variants = {"f32": common.F32_ONNX}
         if int8 is not None:
             variants["int8"] = common.INT8_ONNX
         else:
             print("  (no int8 model yet: run quantize_backbone.py, then this again)")
-        ref = reference_outputs(DRAWN_PNG, variants)
+        ref = reference_outputs(png, variants)
         with open(REFERENCE_JSON, "w") as fh:
             json.dump(ref, fh, indent=2)
             fh.write("\n")
         for k, v in ref["variants"].items():
             print(f"  {k}: top5 {v['top5_indices']} |features| {v['features_l2']}")
-        print(f"  wrote {DRAWN_PNG.relative_to(common.ROOT)} and {REFERENCE_JSON.relative_to(common.ROOT)}")
+        print(f"  wrote {png.relative_to(common.ROOT)} and {REFERENCE_JSON.relative_to(common.ROOT)}")
 
     print("ALL CHECKS PASSED" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1

@@ -5,11 +5,16 @@ Reads the legacy torch pickle shipped in the PyPI package efficientnet-lite0-pyt
 folds every BatchNorm into the convolution before it and writes
 models/efficientnet-lite0-f32.onnx:
 
-  input  image     float32 [1,3,224,224]  NCHW, normalised as (pixel_0_255 - 127) / 128
-  output features  float32 [1,1280]       global average of head conv+BN+ReLU6
-  output logits    float32 [1,1000]       the ImageNet classifier, kept for sanity checks
+  input  image     float32 [1,3,320,224]  NCHW (H=320, W=224: the whole poster, its aspect kept),
+                                          normalised as (pixel_0_255 - 127) / 128
+  output features  float32 [1,1712]       global averages, concatenated: head conv+BN+ReLU6 (1280) |
+                                          block 15 project conv+BN (320) | block 10 project conv+BN (112)
+  output logits    float32 [1,1000]       the ImageNet classifier on the pooled head (1280), kept for
+                                          sanity checks
 
-Only plain ONNX ops (opset 13): Conv, Clip, Add, GlobalAveragePool, Flatten, Gemm.
+--height/--width set the input size (--height 224 --width 224 for the earlier square input);
+--features head keeps only the pooled head (1280): with both, the earlier file comes out byte
+for byte. Only plain ONNX ops (opset 13): Conv, Clip, Add, GlobalAveragePool, Flatten, Concat, Gemm.
 The architecture is the one of efficientnet_lite_pytorch (model.py/utils.py): ReLU6,
 no squeeze-excitation, BN (eps 1e-3) after every conv, TensorFlow "SAME" padding (the extra
 pixel of an even-sized stride-2 conv goes at the bottom/right), stem and head not scaled.
@@ -117,16 +122,20 @@ class GraphBuilder:
         return act
 
 
-def build_model(sd: dict) -> onnx.ModelProto:
+def build_model(sd: dict, height: int = common.INPUT_HEIGHT, width: int = common.INPUT_WIDTH,
+                features: str = "concat") -> onnx.ModelProto:
     g = GraphBuilder()
-    size = common.INPUT_SIZE
+    h, wd = height, width
+
+    def pads(k, s):   # ONNX order [top, left, bottom, right]
+        (pt, pb), (pl, pr) = same_pads(h, k, s), same_pads(wd, k, s)
+        return (pt, pl, pb, pr)
 
     # stem: 3x3 stride 2, 32 channels
     w, b = fold_bn(sd, "_conv_stem", "_bn0")
     assert w.shape == (32, 3, 3, 3), w.shape
-    pt, pb = same_pads(size, 3, 2)
-    x = g.conv("stem", "image", w, b, 2, (pt, pt, pb, pb))
-    size = -(-size // 2)
+    x = g.conv("stem", "image", w, b, 2, pads(3, 2))
+    h, wd = -(-h // 2), -(-wd // 2)
 
     for blk in lite0_blocks():
         p = f"_blocks.{blk.index}"
@@ -139,9 +148,8 @@ def build_model(sd: dict) -> onnx.ModelProto:
             x = g.conv(f"{name}.expand", x, w, b, 1, (0, 0, 0, 0))
         w, b = fold_bn(sd, f"{p}._depthwise_conv", f"{p}._bn1")
         assert w.shape == (hidden, 1, blk.kernel, blk.kernel), (name, w.shape)
-        pt, pb = same_pads(size, blk.kernel, blk.stride)
-        x = g.conv(f"{name}.dw", x, w, b, blk.stride, (pt, pt, pb, pb), group=hidden)
-        size = -(-size // blk.stride)
+        x = g.conv(f"{name}.dw", x, w, b, blk.stride, pads(blk.kernel, blk.stride), group=hidden)
+        h, wd = -(-h // blk.stride), -(-wd // blk.stride)
         w, b = fold_bn(sd, f"{p}._project_conv", f"{p}._bn2")
         assert w.shape == (blk.cout, hidden, 1, 1), (name, w.shape)
         x = g.conv(f"{name}.project", x, w, b, 1, (0, 0, 0, 0), relu6=False)
@@ -154,18 +162,34 @@ def build_model(sd: dict) -> onnx.ModelProto:
     w, b = fold_bn(sd, "_conv_head", "_bn1")
     assert w.shape == (1280, 320, 1, 1), w.shape
     x = g.conv("head", x, w, b, 1, (0, 0, 0, 0))
-    assert size == 7, size
+    assert (h, wd) == (-(-height // 32), -(-width // 32)), (h, wd)
+    tensors = common.FEATURE_SETS[features]
+    assert tensors[0] == "head.out" == x
+    # head: pooled -> Flatten; `features` itself when it is the only part (the earlier layout)
+    head_flat = "features" if len(tensors) == 1 else "features.head"
     g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
-    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
+    g.nodes.append(helper.make_node("Flatten", ["pooled"], [head_flat], name="flatten", axis=1))
+    parts = [head_flat]
+    produced = {o for n in g.nodes for o in n.output}
+    for t in tensors[1:]:
+        assert t in produced, t
+        tag = t.split(".")[0]                       # block15, block10
+        g.nodes.append(helper.make_node("GlobalAveragePool", [t], [f"pooled.{tag}"], name=f"pool.{tag}"))
+        g.nodes.append(helper.make_node("Flatten", [f"pooled.{tag}"], [f"features.{tag}"], name=f"flatten.{tag}",
+                                        axis=1))
+        parts.append(f"features.{tag}")
+    if len(parts) > 1:
+        g.nodes.append(helper.make_node("Concat", parts, ["features"], name="concat", axis=1))
+    dim = sum(common.FEATURE_TENSORS[t][0] for t in tensors)
     fc_w = g.const("fc.weight", sd["_fc.weight"].astype(np.float32))
     fc_b = g.const("fc.bias", sd["_fc.bias"].astype(np.float32))
     assert sd["_fc.weight"].shape == (1000, 1280)
-    g.nodes.append(helper.make_node("Gemm", ["features", fc_w, fc_b], ["logits"], name="fc", transB=1))
+    g.nodes.append(helper.make_node("Gemm", [head_flat, fc_w, fc_b], ["logits"], name="fc", transB=1))
 
     graph = helper.make_graph(
         g.nodes, "efficientnet-lite0",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, common.INPUT_SIZE, common.INPUT_SIZE])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 1280]),
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, dim]),
          helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])],
         g.inits,
     )
@@ -174,8 +198,10 @@ def build_model(sd: dict) -> onnx.ModelProto:
     model.ir_version = 8
     model.doc_string = (
         "EfficientNet-Lite0, ImageNet weights from " + common.WEIGHTS_DIST + ", BatchNorm folded. "
-        f"Input: RGB NCHW, (pixel - {common.MEAN[0]:g}) / {common.STD[0]:g}, {common.RESIZE}."
+        f"Input: RGB NCHW, (pixel - {common.MEAN[0]:g}) / {common.STD[0]:g}, {common.resize_text(height, width)}."
     )
+    if len(tensors) > 1:
+        model.doc_string += " features = " + feature_layout_text(tensors) + "."
     helper.set_model_props(model, {
         "mean": ",".join(f"{v:g}" for v in common.MEAN),
         "std": ",".join(f"{v:g}" for v in common.STD),
@@ -183,6 +209,21 @@ def build_model(sd: dict) -> onnx.ModelProto:
     })
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def feature_layout(tensors: list[str]) -> list[dict]:
+    out, off = [], 0
+    for t in tensors:
+        n, what = common.FEATURE_TENSORS[t]
+        out.append({"tensor": t, "offset": off, "dim": n, "pool": "global average", "what": what})
+        off += n
+    return out
+
+
+def feature_layout_text(tensors: list[str]) -> str:
+    return "concatenation on axis 1 of " + " | ".join(
+        f"[{e['offset']}:{e['offset'] + e['dim']}] global average of {e['tensor']} ({e['what']})"
+        for e in feature_layout(tensors))
 
 
 def check_all_weights_used(sd: dict) -> None:
@@ -199,8 +240,18 @@ def check_all_weights_used(sd: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=common.F32_ONNX)
+    ap.add_argument("--height", type=int, default=common.INPUT_HEIGHT,
+                    help=f"input height in pixels (default {common.INPUT_HEIGHT})")
+    ap.add_argument("--width", type=int, default=common.INPUT_WIDTH,
+                    help=f"input width in pixels (default {common.INPUT_WIDTH})")
+    ap.add_argument("--features", choices=sorted(common.FEATURE_SETS), default="concat",
+                    help="concat (default): pooled head | block15.project.out | block10.project.out (1712); "
+                         "head: the pooled head only (1280, the earlier layout)")
     ap.add_argument("--no-manifest", action="store_true", help="do not touch models/manifest.json")
     args = ap.parse_args(argv)
+    if args.height % 32 or args.width % 32:
+        # the polyphase rewrite of the int8 form needs even planes before each stride-2 conv
+        raise SystemExit("--height and --width must be multiples of 32")
 
     pth = common.weights_path()
     digest = common.sha256_file(pth)
@@ -208,7 +259,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{pth}: sha256 {digest} is not the expected {common.WEIGHTS_SHA256}")
     sd = load_legacy_state_dict(str(pth))
     check_all_weights_used(sd)
-    model = build_model(sd)
+    model = build_model(sd, args.height, args.width, args.features)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = model.SerializeToString(deterministic=True)
     args.out.write_bytes(data)
@@ -221,13 +272,15 @@ def main(argv=None) -> int:
             bb.update({
                 "name": "efficientnet-lite0",
                 "input_name": "image",
-                "input_size": [common.INPUT_SIZE, common.INPUT_SIZE],
+                "input_size": [args.width, args.height],
+                "input_size_order": "width, height",
                 "layout": "NCHW",
                 "mean": common.MEAN,
                 "std": common.STD,
-                "resize": common.RESIZE,
+                "resize": common.resize_text(args.height, args.width),
                 "feature_output": "features",
-                "feature_dim": 1280,
+                "feature_dim": sum(common.FEATURE_TENSORS[t][0] for t in common.FEATURE_SETS[args.features]),
+                "feature_layout": feature_layout(common.FEATURE_SETS[args.features]),
                 "logits_output": "logits",
                 "source": {
                     "package": common.WEIGHTS_DIST,

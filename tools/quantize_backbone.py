@@ -25,7 +25,7 @@ full (the earlier default; QBuilder):
 
 Activation ranges are calibrated with onnxruntime on the f32 graph over posters taken
 deterministically from ../shared/data/posters.csv (every 20th row: ~290 posters, resized
-whole to 224x224 bilinear, same normalisation). ReLU6 outputs use the calibrated max
+whole to the f32 graph's input size, 224 wide x 320 high by default, bilinear, same normalisation). ReLU6 outputs use the calibrated max
 (capped at 6); the other tensors (block outputs, residual sums) use the mean over the
 calibration images of each image's 0.01/99.99 percentile (--calibration minmax to use the
 absolute min/max instead).
@@ -68,10 +68,11 @@ def calibrate(f32_path: Path, posters: list[Path], method: str) -> dict[str, tup
     so.intra_op_num_threads = 2
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    hw = common.input_hw(f32_path)
     out_names = [o.name for o in sess.get_outputs()]
     stats: dict[str, list] = {n: [] for n in out_names + ["image"]}
     for i, p in enumerate(posters):
-        x = common.load_image(p)
+        x = common.load_image(p, hw)
         outs = sess.run(out_names, {"image": x})
         for n, v in zip(["image"] + out_names, [x] + outs):
             v = v.ravel()
@@ -196,7 +197,7 @@ class QBuilder:
             elif n.op_type == "GlobalAveragePool":
                 self.dequantize(qname[n.input[0]], n.input[0])
                 self.nodes.append(n)
-            elif n.op_type in ("Flatten", "Gemm"):
+            elif n.op_type in ("Flatten", "Concat", "Gemm"):
                 self.nodes.append(n)
             else:
                 raise SystemExit(f"unexpected op {n.op_type} in the f32 graph")
@@ -407,7 +408,7 @@ class MixedBuilder:
                 f = fold[n.input[0]].astype(np.float32).reshape(1, -1, 1, 1)
                 self.node("Mul", [n.output[0] + ".u", self.const(n.name + ".fold.scale", f)], [n.output[0]], n.name + ".fold")
                 continue
-            if n.op_type not in ("Conv", "Clip", "Add", "GlobalAveragePool", "Flatten", "Gemm"):
+            if n.op_type not in ("Conv", "Clip", "Add", "GlobalAveragePool", "Flatten", "Concat", "Gemm"):
                 raise SystemExit(f"unexpected op {n.op_type} in the f32 graph")
             assert not any(i in fold for i in n.input), n.name
             self.nodes.append(n)
@@ -444,9 +445,10 @@ def cosine_report(f32_path: Path, int8_path: Path, posters: list[Path]) -> dict:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     s32 = ort.InferenceSession(str(f32_path), so, providers=["CPUExecutionProvider"])
     s8 = ort.InferenceSession(str(int8_path), so, providers=["CPUExecutionProvider"])
+    hw = common.input_hw(f32_path)
     cos, top1 = [], []
     for p in posters:
-        x = common.load_image(p)
+        x = common.load_image(p, hw)
         f, l = s32.run(["features", "logits"], {"image": x})
         fq, lq = s8.run(["features", "logits"], {"image": x})
         f, fq = f[0].astype(np.float64), fq[0].astype(np.float64)
@@ -509,7 +511,7 @@ def main(argv=None) -> int:
 
     if not args.no_manifest and args.out.resolve() == common.INT8_ONNX.resolve():
         desc = (qb.describe() + f"; activation ranges calibrated with onnxruntime on {len(calib)} posters "
-                f"(every {args.calib_step}th row of posters.csv, whole poster resized to 224x224 bilinear), "
+                f"(every {args.calib_step}th row of posters.csv, {common.resize_text(*common.input_hw(args.f32))}), "
                 + ("mean of per-poster 0.01/99.99 percentiles; ReLU6 outputs [0, min(6, max)]"
                    if args.calibration == "percentile" else "absolute min/max")
                 + ("; chosen over the all-QLinearConv form (--form full) because tract 0.23.9 runs it faster "

@@ -36,7 +36,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            alpha: 30.0,
+            alpha: 3000.0,
             max_positive_weight: 8,
             max_iterations: 100,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -86,7 +86,7 @@ pub fn train_head(
         .zip(labels)
         .map(|(r, l)| r.unwrap_or_else(|| Err(TrainError::Fit(l.clone(), "not run".into()))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(GenreHead {
+    let mut head = GenreHead {
         format: HEAD_FORMAT,
         trained_on_backbone: String::new(),
         feature_dim: dim,
@@ -96,7 +96,61 @@ pub fn train_head(
         provenance: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
         seen_ids: Vec::new(),
-    })
+    };
+    // Per-genre F1 thresholds let weak rare genres tag too freely; refine them
+    // jointly for micro-F1 (what a subscriber sees across all tags).
+    let cal_scores: Vec<Vec<f32>> = calibration
+        .features
+        .iter()
+        .map(|f| head.scores(f))
+        .collect();
+    let start: Vec<f32> = head.genres.iter().map(|g| g.threshold).collect();
+    let tuned = tune_micro_thresholds(&cal_scores, calibration.truth, start);
+    for (g, t) in head.genres.iter_mut().zip(tuned) {
+        g.threshold = t;
+    }
+    Ok(head)
+}
+
+/// Coordinate ascent on micro-F1 over the calibration split: each genre's
+/// threshold in turn moves to the grid value that maximises micro-F1 with
+/// the others fixed. Two passes settle it; ties keep the lower threshold.
+pub fn tune_micro_thresholds(
+    scores: &[Vec<f32>],
+    truth: &[Vec<bool>],
+    mut th: Vec<f32>,
+) -> Vec<f32> {
+    let g = th.len();
+    let counts = |th: &[f32]| {
+        let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+        for (s, t) in scores.iter().zip(truth) {
+            for j in 0..g {
+                match (s[j] >= th[j], t[j]) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, true) => fn_ += 1,
+                    _ => {}
+                }
+            }
+        }
+        2.0 * tp as f64 / ((2 * tp + fp + fn_).max(1)) as f64
+    };
+    for _ in 0..2 {
+        for j in 0..g {
+            let mut best = (counts(&th), th[j]);
+            for step in 1..100 {
+                let candidate = step as f32 / 100.0;
+                let mut trial = th.clone();
+                trial[j] = candidate;
+                let f = counts(&trial);
+                if f > best.0 + 1e-12 {
+                    best = (f, candidate);
+                }
+            }
+            th[j] = best.1;
+        }
+    }
+    th
 }
 
 fn fit_genre(
@@ -218,6 +272,18 @@ fn standardise(features: &[Vec<f32>], mean: &[f32], std: &[f32]) -> Array2<f64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn micro_thresholds_silence_a_genre_that_only_adds_false_positives() {
+        // Genre 0 is predictable; genre 1's scores carry no information.
+        let scores: Vec<Vec<f32>> = (0..40)
+            .map(|i| vec![if i % 2 == 0 { 0.9 } else { 0.1 }, 0.6])
+            .collect();
+        let truth: Vec<Vec<bool>> = (0..40).map(|i| vec![i % 2 == 0, i % 10 == 0]).collect();
+        let th = tune_micro_thresholds(&scores, &truth, vec![0.5, 0.5]);
+        assert!(th[0] > 0.1 && th[0] <= 0.9, "{th:?}");
+        assert!(th[1] > 0.6, "the noisy genre should stop tagging: {th:?}");
+    }
 
     #[test]
     fn learns_a_separable_toy_problem_and_calibrates() {
