@@ -2,10 +2,13 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod features;
+pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod publish;
 pub mod store;

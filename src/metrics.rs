@@ -141,7 +141,11 @@ impl Metrics {
             "marquee_mqtt_ingest_dropped_total",
             "Images on the ingest topic dropped because the queue was full.",
         );
-        let _ = writeln!(out, "marquee_mqtt_ingest_dropped_total {}", g.inbound_dropped);
+        let _ = writeln!(
+            out,
+            "marquee_mqtt_ingest_dropped_total {}",
+            g.inbound_dropped
+        );
 
         counter_header(
             &mut out,

@@ -2,8 +2,10 @@
 
 mod bench;
 mod classify;
+mod config_check;
 mod data;
 mod eval;
+pub mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -20,12 +22,20 @@ pub struct Cli {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Without a sub-command, `marquee` runs the daemon (`serve`) with its defaults.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: HTTP and MQTT inputs, classification, store, MQTT events.
+    Serve(serve::Args),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
     /// Classify poster files or folders and print their genres.
     Classify(classify::Args),
     /// Measure the model against a labelled poster set.
@@ -34,6 +44,12 @@ pub enum Command {
     Train(train::Args),
     /// Time each stage of the model and its throughput, f32 against int8.
     Bench(bench::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration layers and print the effective config.
+    Check(config_check::Args),
 }
 
 /// Where the model lives and which variant to run; shared by every command.
@@ -100,9 +116,14 @@ pub fn init_tracing(verbose: u8) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Classify(args) => classify::run(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Train(args) => train::run(args),
-        Command::Bench(args) => bench::run(args),
+        None => serve::run(serve::Args::default()),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Config {
+            action: ConfigCommand::Check(args),
+        }) => config_check::run(args),
+        Some(Command::Classify(args)) => classify::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
     }
 }

@@ -115,6 +115,7 @@ async fn classify_upload(state: &HttpState, req: Request) -> Result<PosterEvent,
         source: "http".to_owned(),
         received_at: now_ms(),
         reply: Some(reply),
+        watched: None,
     };
     // try_send: a full queue is answered now (503), not by holding the
     // connection open until there is room.

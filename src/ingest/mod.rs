@@ -5,13 +5,15 @@
 //! | --- | --- | --- |
 //! | `POST /api/v1/posters` | [`http`] | 503 with `Retry-After` (the client retries) |
 //! | `<prefix>/<device_id>/ingest` | `app.rs` (forwarder) | waits; the publisher's inbound queue then drops and counts |
+//! | `[watch] dir` | [`watch`] | waits (`send().await`): the file stays on disk until there is room |
 //!
-//! Not built yet: the watched folder (`[watch] dir`) and the camera.
+//! Not built yet: the camera.
 
 pub mod http;
+pub mod watch;
 
 use crate::publish::PosterEvent;
-use crate::store::StoreError;
+use crate::store::{StoreError, WatchedFile};
 use crate::vision::VisionError;
 use tokio::sync::oneshot;
 
@@ -28,6 +30,9 @@ pub struct Poster {
     /// `None`: fire and forget (MQTT ingest); the result still reaches
     /// the store and the outbox.
     pub reply: Option<oneshot::Sender<Result<PosterEvent, IngestError>>>,
+    /// The watched-folder file this came from: the worker marks it done in
+    /// the same transaction as the result, so it is never classified twice.
+    pub watched: Option<WatchedFile>,
 }
 
 /// Why a poster was not classified. Each message says what to do.
@@ -76,6 +81,22 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// Whether the same bytes would fail the same way again (a bad image),
+    /// rather than failing for a passing reason (a full queue, the store).
+    /// A watched file that failed for good is not retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Empty
+            | Self::TooLarge { .. }
+            | Self::NotAnImage
+            | Self::BadImage(_)
+            | Self::TooManyPixels { .. }
+            | Self::Multipart(_)
+            | Self::Model(_) => true,
+            Self::QueueFull | Self::ShuttingDown | Self::Store(_) => false,
+        }
+    }
+
     /// A short, stable label for the `classify_errors_total{kind}` metric.
     pub fn kind(&self) -> &'static str {
         match self {

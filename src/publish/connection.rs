@@ -39,6 +39,8 @@ pub enum SessionEvent {
     Disconnected,
     /// Home Assistant restarted: announce the device again.
     HaOnline,
+    /// SUBACK: the ingest and capture topics now reach us.
+    Subscribed,
 }
 
 /// Where incoming messages go.
@@ -89,6 +91,7 @@ impl Driver {
                     SessionEvent::Connected
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => SessionEvent::Acked(ack.pkid),
+                Ok(Event::Incoming(Packet::SubAck(_))) => SessionEvent::Subscribed,
                 Ok(Event::Incoming(Packet::PubRec(rec))) => SessionEvent::Acked(rec.pkid),
                 Ok(Event::Incoming(Packet::Publish(publish))) => match self.route(publish) {
                     Some(event) => event,

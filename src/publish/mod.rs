@@ -107,6 +107,11 @@ impl PublishHandle {
         self.status.watch_connected()
     }
 
+    /// Follows whether the broker confirmed the ingest/capture subscriptions.
+    pub fn watch_subscribed(&self) -> watch::Receiver<bool> {
+        self.status.watch_subscribed()
+    }
+
     /// The shared status itself, for a metrics registry to hold.
     pub fn shared_status(&self) -> Arc<PublishStatus> {
         Arc::clone(&self.status)

@@ -147,8 +147,10 @@ mod tests {
 
     #[test]
     fn from_config_maps_the_mqtt_section() {
-        let mut config = Config::default();
-        config.device_id = "lobby".into();
+        let mut config = Config {
+            device_id: "lobby".into(),
+            ..Config::default()
+        };
         config.mqtt.url = "mqtts://broker.example:8883".into();
         config.mqtt.password = Some("hunter2".into());
         config.mqtt.discovery = false;

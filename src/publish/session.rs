@@ -30,6 +30,9 @@ use tracing::{debug, error, info, warn};
 /// DISCONNECT to go out, after the grace period for the backlog.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Events handled before the acknowledged rows are marked in the outbox.
+const EVENT_BATCH: usize = 64;
+
 pub struct Session<O> {
     pub client: AsyncClient,
     pub outbox: O,
@@ -132,7 +135,25 @@ impl<O: Outbox> Session<O> {
                     stop.cancel();
                     return;
                 }
-                Step::Event(event) => self.on_event(event).await,
+                Step::Event(event) => {
+                    let mut next = Some(event);
+                    let mut taken = 0;
+                    while let Some(event) = next {
+                        if matches!(event, SessionEvent::Connected) {
+                            // Stats go out on connect; the next ones a full
+                            // interval later, not at once for ticks missed
+                            // while offline.
+                            stats.reset();
+                        }
+                        self.on_event(event).await;
+                        // Under load acks come in bursts: take the ones
+                        // already queued so one outbox write marks them all.
+                        taken += 1;
+                        next = (taken < EVENT_BATCH)
+                            .then(|| events.try_recv().ok())
+                            .flatten();
+                    }
+                }
                 Step::Work => self.state.maybe_more = true,
                 Step::Stats => self.publish_stats().await,
             }
@@ -161,6 +182,7 @@ impl<O: Outbox> Session<O> {
                 None => debug!(pkid, "acknowledgement for nothing we track"),
             },
             SessionEvent::Disconnected => {}
+            SessionEvent::Subscribed => self.status.set_subscribed(true),
             SessionEvent::HaOnline => {
                 info!("Home Assistant came online: announcing the device again");
                 self.announce();
@@ -202,6 +224,7 @@ impl<O: Outbox> Session<O> {
         state.connected_at_ms = None;
         state.tracker.reset();
         self.status.set_connected(false);
+        self.status.set_subscribed(false);
         self.status.set_in_flight(0);
     }
 

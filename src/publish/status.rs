@@ -10,6 +10,9 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct PublishStatus {
     connected: watch::Sender<bool>,
+    /// Whether the broker has confirmed our ingest/capture subscriptions:
+    /// images published before that are not delivered to us.
+    subscribed: watch::Sender<bool>,
     in_flight: AtomicU64,
     published: AtomicU64,
     replayed: AtomicU64,
@@ -49,6 +52,7 @@ impl Default for PublishStatus {
     fn default() -> Self {
         Self {
             connected: watch::Sender::new(false),
+            subscribed: watch::Sender::new(false),
             in_flight: AtomicU64::new(0),
             published: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
@@ -78,6 +82,15 @@ impl PublishStatus {
     /// Follows `connected`; for readiness checks and tests.
     pub fn watch_connected(&self) -> watch::Receiver<bool> {
         self.connected.subscribe()
+    }
+
+    /// Follows whether the ingest/capture subscriptions are confirmed.
+    pub fn watch_subscribed(&self) -> watch::Receiver<bool> {
+        self.subscribed.subscribe()
+    }
+
+    pub(crate) fn set_subscribed(&self, up: bool) {
+        self.subscribed.send_replace(up);
     }
 
     pub fn last_error(&self) -> Option<String> {

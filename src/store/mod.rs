@@ -36,6 +36,7 @@ mod read;
 mod retention;
 mod schema;
 mod types;
+mod watched;
 mod write;
 
 #[cfg(test)]
@@ -46,7 +47,7 @@ pub use handle::{StoreHandle, StoreWriter};
 pub use types::{
     now_ms, ClassificationRecord, Feedback, HistoryFilter, NewClassification, NewFeedback,
     NewPoster, OutboxMessage, OutboxRow, PosterDetail, PosterId, PosterInfo, Qos, RecordOutcome,
-    RetentionReport,
+    RetentionReport, WatchedFile, WatchedState,
 };
 
 use error::Context;

@@ -61,7 +61,32 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
 "#;
 
-const STEPS: &[M<'static>] = &[M::up(V1)];
+/// Version 2: the watched folder's files, so a restart never classifies
+/// the same file again.
+///
+/// - The key is the file as the watcher saw it: path (raw OS bytes, so no
+///   two names collide), size and mtime. A file replaced by new content gets
+///   a new key and is classified again; the same bytes under a new name are
+///   classified again too (a new sighting of the same poster id).
+/// - `done` rows are written in the same transaction as the poster's record;
+///   `failed` rows (not an image, unreadable) stop the watcher retrying a
+///   file that can never succeed, and keep the reason for the operator.
+/// - No foreign key to `posters`: retention may forget a poster's history,
+///   but the file must still count as seen, or it would be classified again.
+const V2: &str = r#"
+CREATE TABLE watched_files (
+    path        BLOB NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    mtime_ms    INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    poster_id   TEXT,
+    error       TEXT,
+    decided_at  INTEGER NOT NULL,
+    PRIMARY KEY (path, size_bytes, mtime_ms)
+) STRICT;
+"#;
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2)];
 
 /// Every migration, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

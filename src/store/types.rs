@@ -230,3 +230,24 @@ pub struct RetentionReport {
     /// Published outbox rows only; unpublished rows are never deleted.
     pub outbox: u64,
 }
+
+/// A file in the watched folder, as the watcher saw it once it had settled.
+/// The three fields are its key in `watched_files`: new content (a new size
+/// or mtime) is a new file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchedFile {
+    /// The path's raw bytes (Unix paths need not be UTF-8).
+    pub path: Vec<u8>,
+    pub size_bytes: u64,
+    /// Modification time, Unix milliseconds.
+    pub mtime_ms: i64,
+}
+
+/// What the store already decided about a [`WatchedFile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchedState {
+    /// Classified and recorded (as this poster).
+    Done(Option<PosterId>),
+    /// Refused for good (not an image, unreadable); the reason is kept.
+    Failed(String),
+}

@@ -3,7 +3,8 @@
 
 use super::error::{to_i64, Context, StoreError};
 use super::types::{
-    now_ms, NewClassification, NewFeedback, NewPoster, OutboxMessage, OutboxRow, Qos, RecordOutcome,
+    now_ms, NewClassification, NewFeedback, NewPoster, OutboxMessage, OutboxRow, Qos,
+    RecordOutcome, WatchedFile,
 };
 use super::Store;
 use rusqlite::{params, OptionalExtension, Row};
@@ -22,6 +23,29 @@ impl Store {
         poster: &NewPoster,
         classification: &NewClassification,
         outbox: &[OutboxMessage],
+    ) -> Result<RecordOutcome, StoreError> {
+        self.record_sighting(poster, classification, outbox, None)
+    }
+
+    /// [`record`](Self::record) for a file from the watched folder: the file
+    /// is marked done in the same transaction, so a crash can neither lose
+    /// its result nor have it classified again after a restart.
+    pub fn record_watched(
+        &self,
+        poster: &NewPoster,
+        classification: &NewClassification,
+        outbox: &[OutboxMessage],
+        file: &WatchedFile,
+    ) -> Result<RecordOutcome, StoreError> {
+        self.record_sighting(poster, classification, outbox, Some(file))
+    }
+
+    fn record_sighting(
+        &self,
+        poster: &NewPoster,
+        classification: &NewClassification,
+        outbox: &[OutboxMessage],
+        file: Option<&WatchedFile>,
     ) -> Result<RecordOutcome, StoreError> {
         let prediction = &classification.prediction;
         let scores = json("scores", &prediction.genres)?;
@@ -119,6 +143,9 @@ impl Store {
                     .ctx("queueing an outbox message")?;
                 outbox_seqs.push(seq);
             }
+        }
+        if let Some(file) = file {
+            super::watched::mark(&tx, file, Some(&poster.id), None)?;
         }
         tx.commit().ctx("committing a poster")?;
         Ok(RecordOutcome {

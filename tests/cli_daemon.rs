@@ -1,0 +1,155 @@
+//! `marquee config check` and `marquee serve` as an operator runs them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn marquee() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
+    // The tests choose every layer themselves.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MARQUEE__") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn config_check_prints_the_effective_config_and_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("marquee.toml");
+    std::fs::write(
+        &file,
+        "device_id = \"lobby\"\n[mqtt]\nurl = \"mqtt://broker.lan:1883\"\nusername = \"tagger\"\npassword = \"hunter2\"\n",
+    )
+    .unwrap();
+    let out = marquee()
+        .args(["config", "check", "--board", "rpi4", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("# board: rpi4 (named with --board)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("device_id = \"lobby\""), "{stdout}");
+    assert!(
+        stdout.contains("url = \"mqtt://broker.lan:1883\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hunter2"),
+        "the password is redacted: {stdout}"
+    );
+    // What it prints is itself a valid config file.
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(&printed, stdout.as_bytes()).unwrap();
+    let again = marquee()
+        .args(["config", "check", "--board", "rpi4", "--config"])
+        .arg(&printed)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+#[test]
+fn config_check_fails_naming_an_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[inference]\nthread = 4\n").unwrap();
+    let out = marquee()
+        .args(["config", "check", "--board", "x86_64-generic", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("inference.thread"), "{stderr}");
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = marquee()
+        .args(["serve", "--board", "x86_64-generic", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--db")
+        .arg(dir.path().join("m.db"))
+        .env(
+            "MARQUEE__MQTT__URL",
+            format!("mqtt://127.0.0.1:{mqtt_port}"),
+        )
+        .env("MARQUEE__INFERENCE__THREADS", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Ready when it says so (the log line follows READY=1), not after a sleep.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("marquee is ready") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("never ready:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let rest: Vec<String> = lines.iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("marquee stopped")),
+        "{}",
+        rest.join("\n")
+    );
+}

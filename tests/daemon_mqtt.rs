@@ -1,0 +1,403 @@
+//! Durability of the whole daemon: results survive a broker that is down,
+//! a SIGKILL of the daemon itself, and bad input on the MQTT ingest topic.
+//! Real broker process, real SQLite file, the real daemon (in-process through
+//! `app::start`, or the `marquee` binary where a SIGKILL is the point).
+
+mod common;
+
+use common::broker::{Broker, Subscriber};
+use marquee::app::{self, Running};
+use marquee::config::Config;
+use marquee::store::{PosterId, Store};
+use marquee::testing::drawn_poster_jpeg;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+// ------------------------------------------------------------- helpers --
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(device: &str, mqtt_port: u16, db: &Path) -> Config {
+    let mut cfg = Config {
+        device_id: device.into(),
+        ..Config::default()
+    };
+    cfg.mqtt.url = format!("mqtt://127.0.0.1:{mqtt_port}");
+    cfg.mqtt.discovery = false;
+    cfg.store.path = db.to_path_buf();
+    cfg.inference.threads = 1;
+    cfg
+}
+
+async fn start(cfg: Config) -> (Running, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    // `start` returns once the daemon is ready: no sleep, no polling.
+    let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+    (running, shutdown)
+}
+
+async fn stop(running: Running, shutdown: CancellationToken) {
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, running.wait())
+        .await
+        .expect("shutdown within the deadline")
+        .expect("clean shutdown");
+}
+
+/// One HTTP/1.1 request (`Connection: close`): status and body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let status = String::from_utf8_lossy(&raw[..end])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let chunked = String::from_utf8_lossy(&raw[..end])
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let mut body = raw[end + 4..].to_vec();
+    if chunked {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16)
+            .expect("chunk size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+    out
+}
+
+/// Upload `poster`; the daemon answers 200 once the result is committed,
+/// broker or not. Returns the poster id it answered.
+async fn upload(addr: SocketAddr, poster: &[u8]) -> String {
+    let (status, body) = http(addr, "POST", "/api/v1/posters", poster).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = event["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, PosterId::of_bytes(poster).as_str());
+    id
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port the daemon dials as its broker, closed until [`Gate::open`]
+/// forwards it to the real broker. It decides when the daemon can reach
+/// the broker, so a subscriber is certainly listening before the replay
+/// (the daemon reconnects on its own schedule, which a test cannot race).
+struct Gate {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gate {
+    fn closed() -> Self {
+        Self {
+            port: free_port(),
+            task: None,
+        }
+    }
+
+    async fn open(&mut self, upstream: u16) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The `marquee` binary as an operator runs it, on a free port it reports
+/// through `--ready-file`.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Process {
+    async fn serve(device: &str, mqtt_port: u16, db: &Path, dir: &Path, run: u32) -> Self {
+        let ready = dir.join(format!("ready-{run}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MARQUEE__") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args([
+                "serve",
+                "--board",
+                "x86_64-generic",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--db")
+            .arg(db)
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("MARQUEE__DEVICE_ID", format!("\"{device}\""))
+            .env(
+                "MARQUEE__MQTT__URL",
+                format!("mqtt://127.0.0.1:{mqtt_port}"),
+            )
+            .env("MARQUEE__MQTT__DISCOVERY", "false")
+            .env("MARQUEE__INFERENCE__THREADS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut process = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        // Ready when the file appears (written after READY=1), not after a sleep.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                process.addr = text.trim().parse().expect("an address in the ready file");
+                return process;
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!("marquee exited before it was ready: {status}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "marquee not ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit after SIGTERM: {status:?}");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tests --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_from_the_start_then_up_delivers_every_upload_in_order_replayed() {
+    const N: u32 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let mut broker = Broker::unstarted();
+    let mut gate = Gate::closed();
+    let (running, shutdown) = start(config("late", gate.port, &db)).await;
+
+    let mut ids = Vec::new();
+    for seed in 0..N {
+        ids.push(upload(running.addr, &drawn_poster_jpeg(300 + seed, 240, 360)).await);
+    }
+    let (_, metrics) = http(running.addr, "GET", "/metrics", b"").await;
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert_eq!(
+        metric(&metrics, "marquee_outbox_backlog"),
+        Some(f64::from(N)),
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "marquee_broker_connected"), Some(0.0));
+
+    broker.start();
+    let topic = "marquee/late/poster";
+    let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
+    gate.open(broker.port()).await;
+
+    let got = sub.collect(topic, N as usize, WAIT).await;
+    let got_ids: Vec<String> = got
+        .iter()
+        .map(|m| m.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got_ids, ids, "delivered once each, in upload order");
+    for m in &got {
+        assert_eq!(m.json()["replayed"], true, "waited in the outbox");
+        assert_eq!(m.json()["source"], "http");
+    }
+    let publish = running.publish.clone();
+    eventually("every row acknowledged", || {
+        publish.status().published >= u64::from(N)
+    })
+    .await;
+    stop(running, shutdown).await;
+    assert_eq!(Store::open(&db).unwrap().outbox_backlog().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_killed_with_a_backlog_delivers_it_after_restart_without_duplicates() {
+    const N: u32 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let mut broker = Broker::unstarted();
+
+    let mut first = Process::serve("crash", broker.port(), &db, dir.path(), 1).await;
+    let posters: Vec<Vec<u8>> = (0..N)
+        .map(|seed| drawn_poster_jpeg(400 + seed, 240, 360))
+        .collect();
+    let mut ids = Vec::new();
+    for poster in &posters {
+        ids.push(upload(first.addr, poster).await);
+    }
+    first.kill9();
+    assert_eq!(
+        Store::open(&db).unwrap().outbox_backlog().unwrap(),
+        u64::from(N),
+        "every answered upload survived the SIGKILL in the outbox"
+    );
+
+    broker.start();
+    let topic = "marquee/crash/poster";
+    // Subscribed before the daemon comes back: nothing can be missed.
+    let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
+    let mut second = Process::serve("crash", broker.port(), &db, dir.path(), 2).await;
+
+    let got = sub.collect(topic, N as usize, WAIT).await;
+    let got_ids: Vec<String> = got
+        .iter()
+        .map(|m| m.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got_ids, ids, "the backlog, in upload order");
+    assert!(
+        got.iter().all(|m| m.json()["replayed"] == true),
+        "replayed after the restart"
+    );
+    // Every row acknowledged before the daemon stops cleanly.
+    let db_path = db.clone();
+    eventually("the outbox emptied", move || {
+        Store::open(&db_path).unwrap().outbox_backlog().unwrap() == 0
+    })
+    .await;
+    second.terminate();
+
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.posters_since(0).unwrap(), u64::from(N));
+    for poster in &posters {
+        let detail = store.poster(&PosterId::of_bytes(poster)).unwrap().unwrap();
+        assert_eq!(detail.sightings, 1, "classified once per upload");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_image_on_the_ingest_topic_is_counted_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let broker = Broker::launch();
+    let (running, shutdown) = start(config("ingest", broker.port(), &db)).await;
+    let poster_topic = "marquee/ingest/poster";
+    let ingest_topic = "marquee/ingest/ingest";
+    let mut sub = Subscriber::connect(broker.port(), &[poster_topic]).await;
+    // Images published before the broker confirms the daemon's subscription
+    // are not delivered to it: wait for the SUBACK, not just the connection.
+    let mut subscribed = running.publish.watch_subscribed();
+    tokio::time::timeout(WAIT, subscribed.wait_for(|up| *up))
+        .await
+        .expect("the daemon subscribes to its ingest topic")
+        .unwrap();
+
+    sub.publish(ingest_topic, b"{\"not\": \"an image\"}".to_vec(), false)
+        .await;
+    let metrics = std::sync::Arc::clone(&running.metrics);
+    eventually("the refusal counted", || {
+        metrics.errors("not_an_image") == 1
+    })
+    .await;
+    let (_, text) = http(running.addr, "GET", "/metrics", b"").await;
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert_eq!(
+        metric(
+            &text,
+            "marquee_classify_errors_total{kind=\"not_an_image\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+
+    let poster = drawn_poster_jpeg(500, 240, 360);
+    sub.publish(ingest_topic, poster.clone(), false).await;
+    let event = sub.expect(poster_topic, WAIT).await.json();
+    assert_eq!(event["id"], PosterId::of_bytes(&poster).as_str());
+    assert_eq!(event["source"], "mqtt");
+    stop(running, shutdown).await;
+
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.posters_since(0).unwrap(), 1, "only the image");
+    assert_eq!(store.outbox_backlog().unwrap(), 0);
+}

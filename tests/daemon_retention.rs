@@ -1,0 +1,111 @@
+//! Retention through the real daemon: `store.retention_days` is applied as
+//! the daemon starts (then hourly), and never takes an undelivered result.
+
+use marquee::app;
+use marquee::config::Config;
+use marquee::model::{GenreScore, Prediction};
+use marquee::store::{now_ms, NewClassification, NewPoster, OutboxMessage, PosterId, Qos, Store};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A sighting from `days_ago`, with its outbox event.
+fn old_sighting(store: &Store, seed: u8, days_ago: i64) -> i64 {
+    let at = now_ms() - days_ago * DAY_MS;
+    let score = GenreScore {
+        label: "horror".into(),
+        score: 0.9,
+    };
+    let poster = NewPoster {
+        id: PosterId::of_bytes(&[seed]),
+        source: "http".into(),
+        seen_at_ms: at,
+        size_bytes: 1,
+        width: 1,
+        height: 1,
+        thumbnail: None,
+    };
+    let classification = NewClassification {
+        model: "test".into(),
+        prediction: Prediction {
+            genres: vec![score.clone()],
+            tags: vec!["horror".into()],
+            top3: vec![score],
+        },
+        latency_ms: 1.0,
+        created_at_ms: at,
+    };
+    let message = OutboxMessage {
+        topic: "marquee/ret/poster".into(),
+        payload: format!("{{\"seed\":{seed}}}").into_bytes(),
+        qos: Qos::AtLeastOnce,
+        retain: false,
+    };
+    let outcome = store.record(&poster, &classification, &[message]).unwrap();
+    outcome.outbox_seqs[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_at_start_and_keeps_undelivered_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    {
+        let store = Store::open(&db).unwrap();
+        let delivered = old_sighting(&store, 1, 30);
+        old_sighting(&store, 2, 30); // never delivered
+        old_sighting(&store, 3, 0); // recent
+        assert!(store.mark_published(delivered).unwrap());
+        assert_eq!(store.posters_since(0).unwrap(), 3);
+    }
+
+    let mut cfg = Config {
+        device_id: "ret".into(),
+        ..Config::default()
+    };
+    cfg.mqtt.discovery = false;
+    // A closed port: nothing more gets published while the test looks.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cfg.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    cfg.store.path = db.clone();
+    cfg.store.retention_days = Some(7);
+    cfg.inference.threads = 1;
+    let shutdown = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+
+    // The first run is due at once: wait for its effect (by condition).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = Store::open(&db).unwrap().posters_since(0).unwrap();
+        if left == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention never ran: {left} posters"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    running.wait().await.unwrap();
+
+    let store = Store::open(&db).unwrap();
+    assert!(store.poster(&PosterId::of_bytes(&[3])).unwrap().is_some());
+    let pending = store.pending_outbox(10).unwrap();
+    let payloads: Vec<String> = pending
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .collect();
+    assert_eq!(
+        payloads,
+        vec!["{\"seed\":2}".to_owned(), "{\"seed\":3}".to_owned()],
+        "the 30-day-old undelivered result is kept, in order"
+    );
+}

@@ -1,0 +1,300 @@
+//! The watched folder through the real daemon (`app::start` on 127.0.0.1:0),
+//! a temp SQLite file and a temp folder. The broker is a closed port: every
+//! result stays in the outbox, which is all these tests need.
+
+use marquee::app::{self, Running};
+use marquee::config::Config;
+use marquee::store::{PosterId, Store, WatchedFile, WatchedState};
+use marquee::testing::drawn_poster_jpeg;
+use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A folder and a database that outlive the daemons started on them.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn inbox(&self) -> PathBuf {
+        self.dir.path().join("inbox")
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("marquee.db")
+    }
+
+    fn config(&self, settle_ms: u64) -> Config {
+        let mut cfg = Config {
+            device_id: "watch-dev".into(),
+            ..Config::default()
+        };
+        cfg.mqtt.url = closed_port_url();
+        cfg.mqtt.discovery = false;
+        cfg.store.path = self.db();
+        // One worker: files are classified in the order they are queued.
+        cfg.inference.threads = 1;
+        cfg.watch.dir = Some(self.inbox());
+        cfg.watch.settle_ms = settle_ms;
+        cfg
+    }
+
+    async fn start(&self, cfg: Config) -> Daemon {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
+        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+        Daemon {
+            shutdown,
+            running: Some(running),
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open(self.db()).unwrap()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.inbox().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+struct Daemon {
+    shutdown: CancellationToken,
+    running: Option<Running>,
+}
+
+impl Daemon {
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        let running = self.running.take().expect("running");
+        tokio::time::timeout(WAIT, running.wait())
+            .await
+            .expect("shutdown within the deadline")
+            .expect("clean shutdown");
+    }
+
+    /// Wait (by condition) until `n` posters came from the folder.
+    async fn wait_watched(&self, n: u64) {
+        let metrics = &self.running().metrics;
+        eventually(&format!("{n} posters from the folder"), || {
+            metrics.posters("watch") >= n
+        })
+        .await;
+        assert_eq!(metrics.posters("watch"), n, "no more than {n}");
+    }
+
+    async fn wait_errors(&self, kind: &str, n: u64) {
+        let metrics = &self.running().metrics;
+        eventually(&format!("{n} {kind} errors"), || metrics.errors(kind) >= n).await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("mqtt://127.0.0.1:{port}")
+}
+
+/// Poll a condition (every 20 ms) until it holds; panics after `WAIT`.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The key the watcher records a file under.
+fn watched_key(path: &Path) -> WatchedFile {
+    let meta = std::fs::metadata(path).unwrap();
+    WatchedFile {
+        path: path.as_os_str().as_bytes().to_vec(),
+        size_bytes: meta.len(),
+        mtime_ms: meta
+            .modified()
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_in_two_halves_is_classified_once_and_whole() {
+    let site = Site::new();
+    let mut daemon = site.start(site.config(1000)).await;
+    let poster = drawn_poster_jpeg(31, 240, 360);
+    let (first, second) = poster.split_at(poster.len() / 2);
+
+    let path = site.inbox().join("poster.jpg");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(first).unwrap();
+    file.sync_all().unwrap();
+    // The writer pauses mid-file (a slow copy): shorter than settle_ms, so
+    // the watcher must still see the file as moving, whatever it polls.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    file.write_all(second).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    daemon.wait_watched(1).await;
+
+    // Another file after it: once it is classified, the watcher has
+    // polled past the first one several times without taking it again.
+    let other = drawn_poster_jpeg(32, 200, 300);
+    site.write("other.jpg", &other);
+    daemon.wait_watched(2).await;
+    let metrics = &daemon.running().metrics;
+    assert_eq!(metrics.errors("bad_image"), 0, "half a file was never read");
+    daemon.stop().await;
+
+    let store = site.store();
+    let detail = store
+        .poster(&PosterId::of_bytes(&poster))
+        .unwrap()
+        .expect("the whole file's poster");
+    assert_eq!(detail.poster.source, "watch");
+    assert_eq!(
+        detail.poster.size_bytes,
+        poster.len() as u64,
+        "the stored size is the full size"
+    );
+    assert_eq!(detail.sightings, 1, "classified once");
+    assert_eq!(store.posters_since(0).unwrap(), 2);
+    assert!(matches!(
+        store.watched_state(&watched_key(&path)).unwrap(),
+        Some(WatchedState::Done(Some(id))) if id == PosterId::of_bytes(&poster)
+    ));
+    assert_eq!(store.outbox_backlog().unwrap(), 2, "each is an event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_the_same_store_and_folder_classifies_nothing_again() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.inbox()).unwrap();
+    let poster = drawn_poster_jpeg(33, 240, 360);
+    site.write("a.jpg", &poster);
+    site.write("notes.txt", b"call the cinema about the new posters\n");
+
+    let mut first = site.start(site.config(200)).await;
+    first.wait_watched(1).await;
+    first.wait_errors("not_an_image", 1).await;
+    first.stop().await;
+
+    let mut second = site.start(site.config(200)).await;
+    let later = drawn_poster_jpeg(34, 240, 360);
+    site.write("later.jpg", &later);
+    // One worker, oldest file first: once the new file is done, the old
+    // ones have been looked at and skipped (or would have been queued
+    // ahead of it).
+    second.wait_watched(1).await;
+    let metrics = &second.running().metrics;
+    assert_eq!(
+        metrics.errors("not_an_image"),
+        0,
+        "the text file is not retried"
+    );
+    second.stop().await;
+
+    let store = site.store();
+    assert_eq!(store.posters_since(0).unwrap(), 2);
+    let a = store.poster(&PosterId::of_bytes(&poster)).unwrap().unwrap();
+    assert_eq!(a.sightings, 1, "a.jpg was not classified again");
+    assert_eq!(store.outbox_backlog().unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_file_is_refused_once_and_the_watcher_goes_on() {
+    let site = Site::new();
+    let mut daemon = site.start(site.config(200)).await;
+    let notes = site.write("notes.txt", b"not a poster at all\n");
+    daemon.wait_errors("not_an_image", 1).await;
+
+    let poster = drawn_poster_jpeg(35, 240, 360);
+    site.write("good.jpg", &poster);
+    daemon.wait_watched(1).await;
+    let metrics = &daemon.running().metrics;
+    assert_eq!(
+        metrics.errors("not_an_image"),
+        1,
+        "refused once, not at every poll"
+    );
+    daemon.stop().await;
+
+    let store = site.store();
+    match store.watched_state(&watched_key(&notes)).unwrap() {
+        Some(WatchedState::Failed(reason)) => {
+            assert!(reason.contains("JPEG"), "a clear reason: {reason}");
+        }
+        other => panic!("the text file is recorded as failed: {other:?}"),
+    }
+    assert_eq!(store.posters_since(0).unwrap(), 1, "only the poster");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_the_watcher_wait_and_drops_nothing() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.inbox()).unwrap();
+    let posters: Vec<Vec<u8>> = (0..6)
+        .map(|seed| drawn_poster_jpeg(40 + seed, 600, 900))
+        .collect();
+    for (i, poster) in posters.iter().enumerate() {
+        site.write(&format!("p{i}.jpg"), poster);
+    }
+    let mut cfg = site.config(200);
+    cfg.inference.queue_size = 1;
+    let mut daemon = site.start(cfg).await;
+    daemon.wait_watched(6).await;
+    let metrics = &daemon.running().metrics;
+    assert_eq!(metrics.errors("queue_full"), 0);
+    daemon.stop().await;
+
+    let store = site.store();
+    for poster in &posters {
+        let detail = store.poster(&PosterId::of_bytes(poster)).unwrap();
+        assert_eq!(detail.map(|d| d.sightings), Some(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_dir_that_cannot_be_created_fails_the_start_naming_the_key() {
+    let site = Site::new();
+    let blocker = site.dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut cfg = site.config(200);
+    cfg.watch.dir = Some(blocker.join("inbox"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = match app::start(cfg, listener, CancellationToken::new()).await {
+        Ok(_) => panic!("started with an unusable watch.dir"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("watch.dir"), "{err}");
+}
