@@ -48,3 +48,32 @@ pub fn encode(image: &RgbImage, format: image::ImageFormat) -> Vec<u8> {
 pub fn drawn_poster_jpeg(seed: u32, width: u32, height: u32) -> Vec<u8> {
     encode(&drawn_poster(seed, width, height), image::ImageFormat::Jpeg)
 }
+
+/// A small PNG whose header declares `width` x `height` pixels: the shape of
+/// a decompression bomb, for tests of the decode limits. The header's CRC is
+/// valid, so only the declared size can get it refused.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut png = encode(&drawn_poster(1, 8, 8), image::ImageFormat::Png);
+    // IHDR: length (8..12), type (12..16), width (16..20), height (20..24), CRC (29..33).
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// CRC-32/ISO-HDLC, as PNG chunks use.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFF_u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

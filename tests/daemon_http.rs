@@ -59,7 +59,7 @@ impl Daemon {
 
     /// A daemon whose broker is a closed port: every result stays in the outbox.
     async fn without_broker() -> Self {
-        Self::start(closed_port_url(), |_| {}).await
+        Self::start(common::closed_port_url(), |_| {}).await
     }
 
     async fn stop(&mut self) {
@@ -89,15 +89,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("mqtt://127.0.0.1:{port}")
 }
 
 // ------------------------------------------------- a minimal HTTP client --
@@ -367,14 +358,7 @@ async fn bad_inputs_get_clear_errors_and_the_daemon_goes_on() {
     assert_eq!(reply.status, 400, "{}", reply.text());
 
     // A PNG that declares 100000x100000 pixels: refused from its header.
-    let mut bomb = marquee::testing::encode(
-        &marquee::testing::drawn_poster(1, 8, 8),
-        image::ImageFormat::Png,
-    );
-    bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-    bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-    let crc = crc32(&bomb[12..29]);
-    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let bomb = marquee::testing::png_bomb(100_000, 100_000);
     let reply = daemon.upload(&bomb).await;
     assert_eq!(reply.status, 422, "{}", reply.text());
     assert!(
@@ -418,22 +402,6 @@ async fn an_oversize_body_is_refused_with_413() {
 
     let ok = daemon.upload(&drawn_poster_jpeg(15, 200, 300)).await;
     assert_eq!(ok.status, 200);
-}
-
-/// PNG's chunk checksum (CRC-32/ISO-HDLC), so the bomb's header is valid.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFF_u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 async fn chunked_upload(addr: SocketAddr, body: &[u8]) -> Reply {
@@ -504,7 +472,10 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     // One slow worker and a queue of one: a burst overflows it.
-    let daemon = Daemon::start(closed_port_url(), |cfg| cfg.inference.queue_size = 1).await;
+    let daemon = Daemon::start(common::closed_port_url(), |cfg| {
+        cfg.inference.queue_size = 1
+    })
+    .await;
     let addr = daemon.addr;
     let uploads: Vec<_> = (0..8)
         .map(|seed| {

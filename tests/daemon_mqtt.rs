@@ -119,17 +119,6 @@ fn metric(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A port the daemon dials as its broker, closed until [`Gate::open`]
 /// forwards it to the real broker. It decides when the daemon can reach
 /// the broker, so a subscriber is certainly listening before the replay
@@ -293,7 +282,7 @@ async fn broker_down_from_the_start_then_up_delivers_every_upload_in_order_repla
         assert_eq!(m.json()["source"], "http");
     }
     let publish = running.publish.clone();
-    eventually("every row acknowledged", || {
+    common::eventually("every row acknowledged", WAIT, || {
         publish.status().published >= u64::from(N)
     })
     .await;
@@ -341,7 +330,7 @@ async fn daemon_killed_with_a_backlog_delivers_it_after_restart_without_duplicat
     );
     // Every row acknowledged before the daemon stops cleanly.
     let db_path = db.clone();
-    eventually("the outbox emptied", move || {
+    common::eventually("the outbox emptied", WAIT, move || {
         Store::open(&db_path).unwrap().outbox_backlog().unwrap() == 0
     })
     .await;
@@ -375,7 +364,7 @@ async fn a_non_image_on_the_ingest_topic_is_counted_and_the_daemon_goes_on() {
     sub.publish(ingest_topic, b"{\"not\": \"an image\"}".to_vec(), false)
         .await;
     let metrics = std::sync::Arc::clone(&running.metrics);
-    eventually("the refusal counted", || {
+    common::eventually("the refusal counted", WAIT, || {
         metrics.errors("not_an_image") == 1
     })
     .await;

@@ -2,6 +2,8 @@
 //! a temp SQLite file and a temp folder. The broker is a closed port: every
 //! result stays in the outbox, which is all these tests need.
 
+mod common;
+
 use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store, WatchedFile, WatchedState};
@@ -40,7 +42,7 @@ impl Site {
             device_id: "watch-dev".into(),
             ..Config::default()
         };
-        cfg.mqtt.url = closed_port_url();
+        cfg.mqtt.url = common::closed_port_url();
         cfg.mqtt.discovery = false;
         cfg.store.path = self.db();
         // One worker: files are classified in the order they are queued.
@@ -93,7 +95,7 @@ impl Daemon {
     /// Wait (by condition) until `n` posters came from the folder.
     async fn wait_watched(&self, n: u64) {
         let metrics = &self.running().metrics;
-        eventually(&format!("{n} posters from the folder"), || {
+        common::eventually(&format!("{n} posters from the folder"), WAIT, || {
             metrics.posters("watch") >= n
         })
         .await;
@@ -102,34 +104,16 @@ impl Daemon {
 
     async fn wait_errors(&self, kind: &str, n: u64) {
         let metrics = &self.running().metrics;
-        eventually(&format!("{n} {kind} errors"), || metrics.errors(kind) >= n).await;
+        common::eventually(&format!("{n} {kind} errors"), WAIT, || {
+            metrics.errors(kind) >= n
+        })
+        .await;
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.shutdown.cancel();
-    }
-}
-
-fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("mqtt://127.0.0.1:{port}")
-}
-
-/// Poll a condition (every 20 ms) until it holds; panics after `WAIT`.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

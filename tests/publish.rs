@@ -192,18 +192,6 @@ async fn wait_connected(handle: &PublishHandle, want: bool) {
         .unwrap();
 }
 
-/// Poll `check` until it holds (the state it waits for has no event).
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// First deliveries in arrival order; duplicates (QoS 1 redelivery) dropped.
 fn first_seen(messages: &[Message]) -> Vec<i64> {
     let mut seen = BTreeSet::new();
@@ -260,7 +248,7 @@ async fn events_arrive_in_order_at_qos1_and_the_last_one_is_retained() {
         assert!(!replayed(m), "live events are not replayed");
         assert_valid(&poster_schema, m);
     }
-    eventually("every row marked published", || outbox.backlog() == 0).await;
+    common::eventually("every row marked published", WAIT, || outbox.backlog() == 0).await;
     assert_eq!(run.handle.status().published, 50);
     assert_eq!(run.handle.status().in_flight, 0);
 
@@ -296,7 +284,7 @@ async fn rows_stay_pending_until_acknowledged_and_the_window_bounds_what_is_in_f
     let run = spawn(opts, outbox.clone());
     wait_connected(&run.handle, true).await;
     let handle = run.handle.clone();
-    eventually("the window fills", || handle.status().in_flight == 8).await;
+    common::eventually("the window fills", WAIT, || handle.status().in_flight == 8).await;
     // Absence of progress can only be shown by letting time pass.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = run.handle.status();
@@ -430,7 +418,7 @@ async fn stats_go_out_on_connect_and_then_periodically() {
     assert_eq!(first.json()["model"], MODEL);
     let second = sub.expect(topic, Duration::from_secs(5)).await;
     assert_valid(&stats_schema, &second);
-    eventually("backlog delivered", || outbox.backlog() == 0).await;
+    common::eventually("backlog delivered", WAIT, || outbox.backlog() == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +431,7 @@ async fn broker_down_from_the_start_then_up_delivers_everything_in_order_replaye
     }
     let run = spawn(options(broker.port(), "late"), outbox.clone());
     let status = run.handle.clone();
-    eventually("a connection error is reported", || {
+    common::eventually("a connection error is reported", WAIT, || {
         status.status().last_error.is_some()
     })
     .await;
@@ -468,7 +456,7 @@ async fn broker_down_from_the_start_then_up_delivers_everything_in_order_replaye
         assert!(replayed(m), "waited in the outbox: replayed");
         assert_valid(&poster_schema, m);
     }
-    eventually("backlog empty", || outbox.backlog() == 0).await;
+    common::eventually("backlog empty", WAIT, || outbox.backlog() == 0).await;
     assert_eq!(run.handle.status().replayed, 20);
 }
 
@@ -567,7 +555,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
             lost_by_broker.len()
         );
     }
-    eventually("backlog empty", || outbox.backlog() == 0).await;
+    common::eventually("backlog empty", WAIT, || outbox.backlog() == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,7 +775,7 @@ async fn mqtts_with_a_client_certificate() {
     });
     let anon = spawn(no_cert, MemoryOutbox::default());
     let status = anon.handle.clone();
-    eventually("the refused handshake is reported", || {
+    common::eventually("the refused handshake is reported", WAIT, || {
         status.status().last_error.is_some()
     })
     .await;
