@@ -10,6 +10,7 @@ use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store};
 use marquee::testing::drawn_poster_jpeg;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -114,6 +115,29 @@ async fn upload(addr: SocketAddr, poster: &[u8]) -> String {
     id
 }
 
+async fn wait_connected(running: &Running, want: bool) {
+    let mut rx = running.publish.watch_connected();
+    tokio::time::timeout(WAIT, rx.wait_for(|up| *up == want))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "broker connected never became {want}: {:?}",
+                running.publish.status()
+            )
+        })
+        .unwrap();
+}
+
+/// Poster ids in order of first delivery; QoS 1 redeliveries dropped.
+fn first_seen(messages: &[common::broker::Message]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    messages
+        .iter()
+        .map(|m| m.json()["id"].as_str().unwrap().to_owned())
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
 fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -147,6 +171,16 @@ impl Gate {
                 });
             }
         }));
+    }
+
+    /// Stop accepting: the port is closed again once this returns.
+    /// Connections already forwarded are left to end with their upstream.
+    async fn close(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The listener is dropped with the task: wait for that.
+            let _ = task.await;
+        }
     }
 }
 
@@ -389,4 +423,193 @@ async fn a_non_image_on_the_ingest_topic_is_counted_and_the_daemon_goes_on() {
     let store = Store::open(&db).unwrap();
     assert_eq!(store.posters_since(0).unwrap(), 1, "only the image");
     assert_eq!(store.outbox_backlog().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed() {
+    const BEFORE: u32 = 4;
+    const DURING_OUTAGE: u32 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let mut broker = Broker::launch();
+    // The daemon reaches the broker through the gate, so after the restart
+    // it cannot reconnect (and replay) before the new subscriber listens.
+    let mut gate = Gate::closed();
+    gate.open(broker.port()).await;
+    let (running, shutdown) = start(config("midkill", gate.port, &db)).await;
+    wait_connected(&running, true).await;
+    let topic = "marquee/midkill/poster";
+    let mut before_sub = Subscriber::connect(broker.port(), &[topic]).await;
+
+    let posters: Vec<Vec<u8>> = (0..BEFORE + DURING_OUTAGE)
+        .map(|seed| drawn_poster_jpeg(600 + seed, 240, 360))
+        .collect();
+    let (before_posters, outage_posters) = posters.split_at(BEFORE as usize);
+    let mut ids = Vec::new();
+    // The stream is flowing: the first upload arrives live...
+    ids.push(upload(running.addr, &before_posters[0]).await);
+    let first = before_sub.expect(topic, WAIT).await.json();
+    assert_eq!(first["id"], ids[0].as_str());
+    assert_eq!(first["replayed"], false);
+    // ...and the broker dies right after the last answer, with whatever
+    // the daemon has not yet had acknowledged still in flight.
+    for poster in &before_posters[1..] {
+        ids.push(upload(running.addr, poster).await);
+    }
+    broker.stop();
+    gate.close().await;
+    wait_connected(&running, false).await;
+    // The old subscriber's connection is gone: take what it still buffered.
+    let mut before = vec![first.clone()];
+    before.extend(
+        before_sub
+            .collect_until(Duration::from_secs(2), |_| false)
+            .await
+            .into_iter()
+            .filter(|m| m.topic == topic)
+            .map(|m| m.json()),
+    );
+
+    // Once every acknowledgement received before the kill is marked in the
+    // store, what is still pending there was never acknowledged: the
+    // daemon owes it again. What the broker acknowledged is the daemon's
+    // job done: a broker without persistence may lose what it had not yet
+    // forwarded, and the subscriber may never see it.
+    let publish = running.publish.clone();
+    let db_path = db.clone();
+    common::eventually("acknowledged rows marked in the store", WAIT, || {
+        let backlog = Store::open(&db_path).unwrap().outbox_backlog().unwrap();
+        backlog + publish.status().published == u64::from(BEFORE)
+    })
+    .await;
+    let pending_at_kill: BTreeSet<String> = Store::open(&db)
+        .unwrap()
+        .pending_outbox(1000)
+        .unwrap()
+        .iter()
+        .filter(|row| row.topic == topic)
+        .map(|row| {
+            let event: serde_json::Value = serde_json::from_slice(&row.payload).unwrap();
+            event["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    eprintln!(
+        "note: {} of {BEFORE} uploads were unacknowledged at the kill",
+        pending_at_kill.len()
+    );
+
+    // Uploads while the broker is down are answered: the result is
+    // committed, the event waits in the outbox.
+    let mut outage_ids = Vec::new();
+    for poster in outage_posters {
+        outage_ids.push(upload(running.addr, poster).await);
+    }
+    ids.extend(outage_ids.iter().cloned());
+    assert_eq!(
+        Store::open(&db).unwrap().outbox_backlog().unwrap(),
+        pending_at_kill.len() as u64 + u64::from(DURING_OUTAGE),
+        "the outage uploads wait in the outbox"
+    );
+    let (_, metrics) = http(running.addr, "GET", "/metrics", b"").await;
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert_eq!(
+        metric(&metrics, "marquee_broker_connected"),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    // Back on the same port, empty; the subscriber listens before the gate
+    // lets the daemon in.
+    broker.start();
+    let mut after_sub = Subscriber::connect(broker.port(), &[topic]).await;
+    gate.open(broker.port()).await;
+    let must_replay: BTreeSet<String> = pending_at_kill
+        .iter()
+        .cloned()
+        .chain(outage_ids.iter().cloned())
+        .collect();
+    let after = after_sub
+        .collect_until(WAIT, |msgs| {
+            let got: BTreeSet<String> = first_seen(msgs).into_iter().collect();
+            must_replay.is_subset(&got)
+        })
+        .await;
+    let after: Vec<_> = after.into_iter().filter(|m| m.topic == topic).collect();
+    let replay_order = first_seen(&after);
+    let missing: Vec<_> = must_replay
+        .iter()
+        .filter(|id| !replay_order.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "uploads pending at the kill or made during the outage never came: {missing:?}"
+    );
+    let outage_order: Vec<String> = replay_order
+        .iter()
+        .filter(|id| outage_ids.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        outage_order, outage_ids,
+        "the outage uploads, in upload order"
+    );
+    for m in &after {
+        let event = m.json();
+        assert_eq!(event["replayed"], true, "waited in the outbox: {event}");
+        assert_eq!(event["source"], "http");
+    }
+    let upload_rank = |id: &String| ids.iter().position(|x| x == id).unwrap();
+    assert!(
+        replay_order
+            .windows(2)
+            .all(|w| upload_rank(&w[0]) < upload_rank(&w[1])),
+        "the replay keeps upload order: {replay_order:?}"
+    );
+
+    // Across the kill: first deliveries in upload order, and only what the
+    // broker had acknowledged may be missing.
+    let mut seen_order: Vec<String> = Vec::new();
+    for id in before
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .chain(replay_order.iter().cloned())
+    {
+        if !seen_order.contains(&id) {
+            seen_order.push(id);
+        }
+    }
+    assert!(
+        seen_order
+            .windows(2)
+            .all(|w| upload_rank(&w[0]) < upload_rank(&w[1])),
+        "first deliveries in upload order: {seen_order:?}"
+    );
+    let lost_by_broker: Vec<&String> = ids.iter().filter(|id| !seen_order.contains(id)).collect();
+    assert!(
+        lost_by_broker
+            .iter()
+            .all(|id| !pending_at_kill.contains(*id) && !outage_ids.contains(*id)),
+        "only uploads the broker had acknowledged may be missing: {lost_by_broker:?}"
+    );
+    if !lost_by_broker.is_empty() {
+        eprintln!(
+            "note: the killed broker lost {} acknowledged events before forwarding them",
+            lost_by_broker.len()
+        );
+    }
+
+    let db_path = db.clone();
+    common::eventually("the outbox emptied", WAIT, move || {
+        Store::open(&db_path).unwrap().outbox_backlog().unwrap() == 0
+    })
+    .await;
+    stop(running, shutdown).await;
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.outbox_backlog().unwrap(), 0);
+    assert_eq!(store.posters_since(0).unwrap(), posters.len() as u64);
+    for poster in &posters {
+        let detail = store.poster(&PosterId::of_bytes(poster)).unwrap().unwrap();
+        assert_eq!(detail.sightings, 1, "stored once per upload");
+    }
 }

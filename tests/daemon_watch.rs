@@ -1,9 +1,11 @@
 //! The watched folder through the real daemon (`app::start` on 127.0.0.1:0),
-//! a temp SQLite file and a temp folder. The broker is a closed port: every
-//! result stays in the outbox, which is all these tests need.
+//! a temp SQLite file and a temp folder. The broker is a closed port (every
+//! result stays in the outbox) except in the end-to-end test, which runs a
+//! real broker and a subscriber.
 
 mod common;
 
+use common::broker::{Broker, Subscriber};
 use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store, WatchedFile, WatchedState};
@@ -130,6 +132,58 @@ fn watched_key(path: &Path) -> WatchedFile {
             .unwrap()
             .as_millis() as i64,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_file_reaches_a_subscriber_as_a_poster_event() {
+    let broker = Broker::launch();
+    let site = Site::new();
+    let mut cfg = site.config(200);
+    cfg.mqtt.url = broker.url();
+    let device = cfg.device_id.clone();
+    let mut daemon = site.start(cfg).await;
+    let topic = format!("marquee/{device}/poster");
+    // Subscribed before the file exists: nothing can be missed.
+    let mut sub = Subscriber::connect(broker.port(), &[topic.as_str()]).await;
+    // A row written before the daemon's session is up would go out as a
+    // replay; wait for the connection so this one is a live event.
+    let mut connected = daemon.running().publish.watch_connected();
+    tokio::time::timeout(WAIT, connected.wait_for(|up| *up))
+        .await
+        .expect("the daemon connects to the broker")
+        .unwrap();
+
+    let poster = drawn_poster_jpeg(36, 240, 360);
+    site.write("dropped.jpg", &poster);
+    let event = sub.expect(&topic, WAIT).await.json();
+    assert_eq!(event["source"], "watch");
+    assert_eq!(event["id"], PosterId::of_bytes(&poster).as_str());
+    let genres = event["genres"].as_array().expect("genres is an array");
+    assert_eq!(genres.len(), 19, "a score for every genre: {event}");
+    assert!(
+        genres
+            .iter()
+            .all(|g| g["label"].is_string() && g["score"].is_number()),
+        "{event}"
+    );
+    assert_eq!(event["replayed"], false, "a live event, not a replay");
+    daemon.wait_watched(1).await;
+
+    let publish = daemon.running().publish.clone();
+    common::eventually("the event acknowledged", WAIT, || {
+        publish.status().published >= 1
+    })
+    .await;
+    daemon.stop().await;
+    let store = site.store();
+    let detail = store.poster(&PosterId::of_bytes(&poster)).unwrap().unwrap();
+    assert_eq!(detail.poster.source, "watch");
+    assert_eq!(detail.sightings, 1);
+    assert_eq!(
+        store.outbox_backlog().unwrap(),
+        0,
+        "acknowledged and marked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
