@@ -782,6 +782,64 @@ async fn mqtts_with_a_client_certificate() {
     assert!(!anon.handle.status().connected);
 }
 
+/// Mosquitto with `allow_anonymous false` and a password file: the right
+/// credentials connect and deliver; a wrong password is refused, reported in
+/// terms an operator can act on, and the row waits in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_password_are_checked_by_the_broker() {
+    const USER: &str = "marquee-lobby";
+    const PASSWORD: &str = "s3cret pass";
+    let Some(broker) = Broker::launch_with_password(USER, PASSWORD) else {
+        return;
+    };
+    let topic = "marquee/auth/poster";
+    let mut sub = Subscriber::connect_as(broker.port(), &[topic], Some((USER, PASSWORD))).await;
+
+    let outbox = MemoryOutbox::default();
+    let mut opts = options(broker.port(), "auth");
+    opts.username = Some(USER.into());
+    opts.password = Some(PASSWORD.into());
+    let run = spawn(opts, outbox.clone());
+    wait_connected(&run.handle, true).await;
+    outbox.push_event("auth");
+    run.handle.outbox_written();
+    let got = sub.collect(topic, 1, WAIT).await;
+    assert_eq!(first_seen(&got), [1]);
+    common::eventually("the row marked published", WAIT, || outbox.backlog() == 0).await;
+    assert_eq!(run.handle.status().last_error, None);
+
+    let refused_outbox = MemoryOutbox::default();
+    refused_outbox.push_event("auth-wrong");
+    let mut wrong = options(broker.port(), "auth-wrong");
+    wrong.username = Some(USER.into());
+    wrong.password = Some("not the password".into());
+    let refused = spawn(wrong, refused_outbox.clone());
+    let handle = refused.handle.clone();
+    common::eventually("the refusal is reported", WAIT, || {
+        handle.status().last_error.is_some()
+    })
+    .await;
+    let status = refused.handle.status();
+    let error = status.last_error.clone().unwrap();
+    assert!(
+        error.contains("refused the credentials")
+            && error.contains("mqtt.username")
+            && error.contains("mqtt.password")
+            && (error.contains("NotAuthorized") || error.contains("BadUserNamePassword")),
+        "{error}"
+    );
+    assert!(
+        !error.contains("not the password"),
+        "the password must not leak: {error}"
+    );
+    assert!(!status.connected, "{status:?}");
+    assert_eq!(
+        (status.connects, status.published, status.in_flight),
+        (0, 0, 0)
+    );
+    assert_eq!(refused_outbox.backlog(), 1, "the row stays pending");
+}
+
 #[test]
 fn a_missing_client_key_file_fails_at_startup_naming_the_key() {
     let mut opts = PublishOptions::new("x", PREFIX, "127.0.0.1", 8883);

@@ -7,7 +7,7 @@
 
 use super::status::PublishStatus;
 use super::Inbound;
-use rumqttc::{Event, EventLoop, Outgoing, Packet, Publish};
+use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError;
@@ -41,6 +41,18 @@ pub enum SessionEvent {
     HaOnline,
     /// SUBACK: the ingest and capture topics now reach us.
     Subscribed,
+}
+
+/// rumqttc's text, plus what to check when the broker refused our login.
+fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => format!(
+            "the broker refused the credentials (check mqtt.username / mqtt.password): {error}"
+        ),
+        _ => error.to_string(),
+    }
 }
 
 /// Where incoming messages go.
@@ -105,6 +117,7 @@ impl Driver {
                 }
                 Ok(_) => continue,
                 Err(error) => {
+                    let error = describe(&error);
                     self.status
                         .set_error(format!("MQTT broker {broker}: {error}"));
                     if outage_since.is_none() {
@@ -112,7 +125,7 @@ impl Driver {
                         warn!(
                             %broker,
                             %error,
-                            "MQTT broker unreachable; results wait in the outbox, retrying"
+                            "no MQTT session with the broker; results wait in the outbox, retrying"
                         );
                     } else {
                         debug!(%broker, %error, "MQTT reconnect failed");

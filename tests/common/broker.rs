@@ -37,6 +37,8 @@ pub struct Broker {
     port: u16,
     /// A second, TLS-only listener with client certificates (Mosquitto only).
     tls_port: Option<u16>,
+    /// A `password_file` in `dir`: anonymous clients are refused (Mosquitto only).
+    password_file: Option<PathBuf>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -56,6 +58,7 @@ impl Broker {
             flavor: flavor(),
             port: free_port(),
             tls_port: None,
+            password_file: None,
             dir: tempfile::tempdir().expect("temp dir for the broker"),
             child: None,
         }
@@ -74,6 +77,43 @@ impl Broker {
             return None;
         }
         broker.tls_port = Some(free_port());
+        broker.start();
+        Some(broker)
+    }
+
+    /// Mosquitto with `allow_anonymous false` and one `user`/`password` in
+    /// a `password_file` made by `mosquitto_passwd`. `None`, loudly, where
+    /// either is not installed (the rumqttd fallback has no password file).
+    pub fn launch_with_password(user: &str, password: &str) -> Option<Self> {
+        let mut broker = Self::unstarted();
+        let passwd = find_mosquitto_passwd();
+        if broker.flavor == Flavor::Rumqttd || passwd.is_none() {
+            eprintln!(
+                "\n*** SKIPPED: the broker authentication test needs Mosquitto and \
+                 mosquitto_passwd (apt-get install mosquitto); {} ***\n",
+                if broker.flavor == Flavor::Rumqttd {
+                    "the rumqttd fallback is in use"
+                } else {
+                    "mosquitto_passwd is not installed"
+                }
+            );
+            return None;
+        }
+        let file = broker.dir.path().join("passwd");
+        let out = Command::new(passwd.unwrap())
+            .arg("-b")
+            .arg("-c")
+            .arg(&file)
+            .args([user, password])
+            .output()
+            .expect("run mosquitto_passwd");
+        assert!(
+            out.status.success(),
+            "mosquitto_passwd failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        broker.password_file = Some(file);
         broker.start();
         Some(broker)
     }
@@ -175,9 +215,19 @@ impl Broker {
     }
 
     fn mosquitto_config(&self) -> String {
+        let auth = match &self.password_file {
+            // Run as root, Mosquitto would switch to the `mosquitto` user
+            // and then fail to read the file in our 0700 temp dir; `user
+            // root` keeps the uid it was started with (ignored if not root).
+            Some(file) => format!(
+                "allow_anonymous false\npassword_file {}\nuser root\n",
+                file.display()
+            ),
+            None => "allow_anonymous true\n".to_owned(),
+        };
         let mut conf = format!(
             "listener {} 127.0.0.1\n\
-             allow_anonymous true\n\
+             {auth}\
              persistence false\n\
              max_queued_messages 100000\n\
              log_dest stderr\n\
@@ -236,15 +286,23 @@ fn flavor() -> Flavor {
 }
 
 fn find_mosquitto() -> Option<PathBuf> {
-    let fixed = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"].map(PathBuf::from);
+    find_program("mosquitto", &["/usr/sbin", "/usr/local/sbin"])
+}
+
+fn find_mosquitto_passwd() -> Option<PathBuf> {
+    find_program("mosquitto_passwd", &["/usr/bin", "/usr/local/bin"])
+}
+
+fn find_program(name: &str, fixed_dirs: &[&str]) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("mosquitto"))
-                .collect::<Vec<_>>()
-        })
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
-    fixed.into_iter().chain(on_path).find(|p| p.is_file())
+    fixed_dirs
+        .iter()
+        .map(PathBuf::from)
+        .chain(on_path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A port nothing listens on right now (bound, read, released).
@@ -334,6 +392,15 @@ impl Subscriber {
     /// Connect and subscribe (QoS 1); returns once the broker confirmed the
     /// subscription, so nothing published afterwards is missed.
     pub async fn connect(port: u16, filters: &[&str]) -> Self {
+        Self::connect_as(port, filters, None).await
+    }
+
+    /// [`connect`](Self::connect) with a username and password.
+    pub async fn connect_as(
+        port: u16,
+        filters: &[&str],
+        credentials: Option<(&str, &str)>,
+    ) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "test-sub-{}-{}",
@@ -343,6 +410,9 @@ impl Subscriber {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (subscribed_tx, subscribed) = oneshot::channel();
