@@ -210,7 +210,7 @@ pub async fn start(
     info!(
         %addr,
         model = classifier.name(),
-        threads = workers.len(),
+        threads = cfg.inference.effective_threads(),
         queue = queue_size,
         store = %cfg.store.path.display(),
         broker = %cfg.mqtt.url,
@@ -375,20 +375,51 @@ fn spawn_workers(
     // One receiver for all: the worker holding the lock waits for the next
     // poster, the others wait for the lock. Either way they are idle.
     let queue = Arc::new(Mutex::new(queue));
-    (0..n.max(1))
+    // Commits are awaited on one thread of their own, in submission order, so
+    // a worker goes on to the next poster while the last one is fsynced.
+    let (commits, pending) = std::sync::mpsc::sync_channel::<PendingCommit>(n.max(1) * 4);
+    let mut threads = (0..n.max(1))
         .map(|i| {
             let worker = worker.clone();
             let queue = Arc::clone(&queue);
+            let commits = commits.clone();
             std::thread::Builder::new()
                 .name(format!("marquee-classify-{i}"))
-                .spawn(move || worker.run(&queue))
+                .spawn(move || worker.run(&queue, &commits))
                 .context("starting a classify thread")
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    drop(commits);
+    // Last in the list: joined after the workers, it ends once every
+    // worker has gone and every commit has been answered.
+    threads.push(
+        std::thread::Builder::new()
+            .name("marquee-commit".into())
+            .spawn(move || worker.finish_commits(&pending))
+            .context("starting the commit thread")?,
+    );
+    Ok(threads)
+}
+
+/// The store's answer to one queued poster transaction.
+type PendingAnswer =
+    tokio::sync::oneshot::Receiver<Result<crate::store::RecordOutcome, crate::store::StoreError>>;
+
+/// A classified poster whose store transaction has been queued.
+struct PendingCommit {
+    poster: Poster,
+    event: PosterEvent,
+    inference: Duration,
+    span: tracing::Span,
+    answer: PendingAnswer,
 }
 
 impl Worker {
-    fn run(&self, queue: &Mutex<mpsc::Receiver<Poster>>) {
+    fn run(
+        &self,
+        queue: &Mutex<mpsc::Receiver<Poster>>,
+        commits: &std::sync::mpsc::SyncSender<PendingCommit>,
+    ) {
         loop {
             let next = queue
                 .lock()
@@ -399,25 +430,79 @@ impl Worker {
             let Some(poster) = next else {
                 return; // every input is gone and the queue is empty
             };
-            self.handle(poster);
+            self.handle(poster, commits);
         }
     }
 
-    fn handle(&self, mut poster: Poster) {
+    fn handle(&self, poster: Poster, commits: &std::sync::mpsc::SyncSender<PendingCommit>) {
         let id = PosterId::of_bytes(&poster.bytes);
         let span = info_span!("poster", poster.id = %id, source = %poster.source);
-        let _entered = span.enter();
-        let result = self.classify_and_store(&id, &poster);
-        match &result {
-            Ok(event) => debug!(tags = ?event.tags, "classified"),
-            Err(err) => {
-                self.metrics.error(err.kind());
-                match (err, &poster.watched) {
-                    (IngestError::Store(_), _) => error!(error = %err, "result lost"),
-                    (_, Some(file)) if err.is_permanent() => self.refuse_watched(file, err),
-                    (IngestError::Model(_), _) => warn!(error = %err, "poster not classified"),
-                    _ => info!(error = %err, "poster refused"),
+        let entered = span.enter();
+        match self.classify_and_submit(&id, &poster) {
+            Ok((event, inference, answer)) => {
+                debug!(tags = ?event.tags, "classified");
+                drop(entered);
+                let pending = PendingCommit {
+                    poster,
+                    event,
+                    inference,
+                    span,
+                    answer,
+                };
+                if let Err(std::sync::mpsc::SendError(pending)) = commits.send(pending) {
+                    // The commit thread is gone (it never is while workers
+                    // run); answer here rather than leave the client hanging.
+                    self.complete(pending);
                 }
+            }
+            Err(err) => {
+                drop(entered);
+                let _entered = span.enter();
+                self.done(poster, Err(err));
+            }
+        }
+    }
+
+    /// Wait for each queued commit in order, then answer and notify.
+    fn finish_commits(&self, pending: &std::sync::mpsc::Receiver<PendingCommit>) {
+        for commit in pending {
+            self.complete(commit);
+        }
+    }
+
+    fn complete(&self, commit: PendingCommit) {
+        let PendingCommit {
+            poster,
+            event,
+            inference,
+            span,
+            answer,
+        } = commit;
+        let _entered = span.enter();
+        let stored = answer
+            .blocking_recv()
+            .unwrap_or(Err(crate::store::StoreError::WriterGone));
+        let result = match stored {
+            Ok(outcome) => {
+                self.publish.outbox_written();
+                self.metrics.poster_done(&poster.source, inference);
+                debug!(new_poster = outcome.new_poster, "stored");
+                Ok(event)
+            }
+            Err(err) => Err(IngestError::from(err)),
+        };
+        self.done(poster, result);
+    }
+
+    /// Count, log and answer one poster's outcome.
+    fn done(&self, mut poster: Poster, result: Result<PosterEvent, IngestError>) {
+        if let Err(err) = &result {
+            self.metrics.error(err.kind());
+            match (err, &poster.watched) {
+                (IngestError::Store(_), _) => error!(error = %err, "result lost"),
+                (_, Some(file)) if err.is_permanent() => self.refuse_watched(file, err),
+                (IngestError::Model(_), _) => warn!(error = %err, "poster not classified"),
+                _ => info!(error = %err, "poster refused"),
             }
         }
         if let Some(reply) = poster.reply.take() {
@@ -447,11 +532,13 @@ impl Worker {
         }
     }
 
-    fn classify_and_store(
+    /// Classify and queue the store transaction; the commit is awaited by
+    /// the commit thread.
+    fn classify_and_submit(
         &self,
         id: &PosterId,
         poster: &Poster,
-    ) -> Result<PosterEvent, IngestError> {
+    ) -> Result<(PosterEvent, Duration, PendingAnswer), IngestError> {
         let t = Instant::now();
         // Decoded once here, for the model and for the thumbnail.
         let image = vision::decode(&poster.bytes, &self.limits)?;
@@ -506,14 +593,11 @@ impl Worker {
         // Committed (fsynced) before anyone hears of the result; a watched
         // file is marked done in the same transaction.
         let watched = poster.watched.clone();
-        let outcome = self.store.blocking_call(move |s| match &watched {
+        let answer = self.store.blocking_submit(move |s| match &watched {
             Some(file) => s.record_watched(&record, &classification, &[message], file),
             None => s.record(&record, &classification, &[message]),
         })?;
-        self.publish.outbox_written();
-        self.metrics.poster_done(&poster.source, inference);
-        debug!(new_poster = outcome.new_poster, "stored");
-        Ok(event)
+        Ok((event, inference, answer))
     }
 }
 

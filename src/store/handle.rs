@@ -74,6 +74,25 @@ impl StoreHandle {
         answer.blocking_recv().map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Queue a job from a plain thread without waiting for it to run: the
+    /// answer arrives on the returned receiver. Waits only while the
+    /// writer's queue is full (back-pressure). Lets a classify worker start
+    /// the next poster while the commit of the last one is being fsynced.
+    pub fn blocking_submit<R, F>(
+        &self,
+        f: F,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (job, answer) = Self::job(f);
+        self.jobs
+            .blocking_send(job)
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(answer)
+    }
+
     /// Jobs that can still be queued without waiting (for the queue-depth metric).
     pub fn free_slots(&self) -> usize {
         self.jobs.capacity()
