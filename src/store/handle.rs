@@ -67,11 +67,9 @@ impl StoreHandle {
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let (job, answer) = Self::job(f);
-        self.jobs
-            .blocking_send(job)
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.blocking_recv().map_err(|_| StoreError::WriterGone)?
+        self.blocking_submit(f)?
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterGone)?
     }
 
     /// Queue a job from a plain thread without waiting for it to run: the
