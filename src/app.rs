@@ -19,7 +19,7 @@
 //! outbox and not yet published is delivered by the next start.
 
 use crate::config::Config;
-use crate::ingest::http::{router, HttpState};
+use crate::ingest::http::{body_limit, HttpState};
 use crate::ingest::watch::{WatchOptions, Watcher};
 use crate::ingest::{IngestError, Poster};
 use crate::metrics::Metrics;
@@ -31,6 +31,7 @@ use crate::store::{
 };
 use crate::systemd;
 use crate::vision::{self, DecodeLimits};
+use crate::web::{self, WebState};
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -143,6 +144,7 @@ pub async fn start(
         None => None,
     };
 
+    let (live, _) = tokio::sync::broadcast::channel::<PosterEvent>(web::LIVE_BUFFER);
     let opts = PublishOptions::from_config(&cfg, classifier.name())?;
     let (publisher, publish, inbound) = Publisher::new(opts, store.clone())?;
     // Its own token: the publisher stops last, after the pipeline drained.
@@ -160,6 +162,7 @@ pub async fn start(
         publish: publish.clone(),
         metrics: Arc::clone(&metrics),
         topic: Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id).poster,
+        live: live.clone(),
     };
     let workers = spawn_workers(worker, queue, cfg.inference.effective_threads())?;
 
@@ -177,12 +180,17 @@ pub async fn start(
         max_upload_bytes: cfg.http.max_upload_bytes,
         model: classifier.name().to_owned(),
     };
-    let app = router(http_state);
+    let app = web::router(web_state(&cfg, &model_dir, &classifier, http_state, live)?).layer(
+        axum::extract::DefaultBodyLimit::max(body_limit(cfg.http.max_upload_bytes)),
+    );
     let stop_http = shutdown.clone();
     let http_task = inputs.spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move { stop_http.cancelled().await })
-            .await
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop_http.cancelled().await })
+        .await
     });
     inputs.spawn(forward_mqtt_ingest(
         inbound,
@@ -238,6 +246,51 @@ pub async fn start(
         task: tokio::spawn(stages.supervise()),
     })
 }
+
+/// The dashboard's state: model card, read connections, access rules.
+fn web_state(
+    cfg: &Config,
+    model_dir: &std::path::Path,
+    classifier: &Classifier,
+    http: HttpState,
+    live: tokio::sync::broadcast::Sender<PosterEvent>,
+) -> anyhow::Result<WebState> {
+    let manifest = crate::model::manifest::Manifest::load(model_dir)
+        .with_context(|| format!("reading the model manifest in {}", model_dir.display()))?;
+    let head = classifier.head();
+    let card =
+        web::model_card::ModelCard::new(&manifest, head, classifier.variant(), classifier.name());
+    let reference = crate::analytics::insights::ReferenceMix::from_head_metrics(&head.metrics);
+    if reference.is_none() {
+        warn!("the genre head carries no validation mix: the drift check is off");
+    }
+    let loopback = cfg.http.listen.ip().is_loopback();
+    if !cfg.dashboard.auth_required() && !loopback {
+        warn!(
+            listen = %cfg.http.listen,
+            "no dashboard password or API token is set and the dashboard listens beyond \
+             this device: anyone on the network can use it (see `marquee dashboard hash-password`)"
+        );
+    }
+    Ok(WebState {
+        http,
+        reader: crate::store::StoreReader::new(&cfg.store.path, READERS),
+        live,
+        model: Arc::new(card),
+        reference: reference.map(Arc::new),
+        config: Arc::new(cfg.dashboard.clone()),
+        auth: web::auth::Auth::new(&cfg.dashboard),
+        map: web::data::MapCache::default(),
+        samples: Arc::new(web::samples::all()),
+        device_id: Arc::from(cfg.device_id.as_str()),
+        started: Instant::now(),
+        listen_loopback: loopback,
+    })
+}
+
+/// Read-only connections for the dashboard: two pages can load at once
+/// while the writer commits; more would only compete for the same cores.
+const READERS: usize = 2;
 
 /// Everything shutdown has to stop, in the order it stops them.
 struct Stages {
@@ -362,6 +415,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     /// `<prefix>/<device_id>/poster`.
     topic: String,
+    /// The dashboard's live feed; nobody listening is fine.
+    live: tokio::sync::broadcast::Sender<PosterEvent>,
 }
 
 /// Start `n` threads sharing one queue. Plain threads, not the async
@@ -485,6 +540,8 @@ impl Worker {
         let result = match stored {
             Ok(outcome) => {
                 self.publish.outbox_written();
+                // No receiver (no dashboard open) is not an error.
+                let _ = self.live.send(event.clone());
                 self.metrics.poster_done(&poster.source, inference);
                 debug!(new_poster = outcome.new_poster, "stored");
                 Ok(event)
@@ -546,9 +603,9 @@ impl Worker {
             decode: t.elapsed(),
             ..StageTimes::default()
         };
-        let (prediction, _times) = self
+        let (prediction, features, _times) = self
             .classifier
-            .classify_image_timed(&image, times)
+            .classify_image_with_features(&image, times)
             .map_err(|err| match err {
                 ClassifyError::Image(err) => IngestError::from(err),
                 ClassifyError::Backbone(err) => IngestError::Model(err.to_string()),
@@ -577,6 +634,7 @@ impl Worker {
             width: image.width(),
             height: image.height(),
             thumbnail,
+            features: Some(features),
         };
         let classification = NewClassification {
             model,

@@ -15,3 +15,4 @@ pub mod store;
 pub mod systemd;
 pub mod testing;
 pub mod vision;
+pub mod web;

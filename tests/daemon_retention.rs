@@ -27,6 +27,7 @@ fn old_sighting(store: &Store, seed: u8, days_ago: i64) -> i64 {
         width: 1,
         height: 1,
         thumbnail: None,
+        features: None,
     };
     let classification = NewClassification {
         model: "test".into(),

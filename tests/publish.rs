@@ -676,6 +676,7 @@ async fn record(store: &StoreHandle, id: &str, topic: &str) {
         width: 1,
         height: 1,
         thumbnail: None,
+        features: None,
     };
     let classification = NewClassification {
         model: MODEL.into(),

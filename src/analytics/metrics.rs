@@ -5,13 +5,14 @@
 
 use serde::Serialize;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// The five genres of the older single-label work.
 pub const FIVE_GENRES: [&str; 5] = ["Action", "Comedy", "Drama", "Romance", "Thriller"];
 /// One pattern covering more than this share of posters is flagged.
 pub const PATTERN_WARNING_SHARE: f64 = 0.5;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
 pub struct Counts {
     pub tp: usize,
     pub fp: usize,
@@ -38,7 +39,7 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct GenreMetrics {
     pub label: String,
     pub precision: f64,
@@ -50,25 +51,27 @@ pub struct GenreMetrics {
     pub predicted: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FiveGenre {
     pub labels: Vec<String>,
     /// Posters with at least one of the five genres.
     pub posters: usize,
     pub accuracy: f64,
+    /// `[genre, accuracy, posters]` triples.
+    #[schema(value_type = Vec<Object>)]
     pub per_genre_accuracy: Vec<(String, f64, usize)>,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Pattern {
     pub genres: Vec<String>,
     pub posters: usize,
     pub share: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Summary {
     pub micro_precision: f64,
     pub micro_recall: f64,

@@ -1,3 +1,8 @@
-//! Evaluation metrics, bias checks and (later) drift and the poster map.
+//! Evaluation metrics and the dashboard's analytics: insights and drift,
+//! accuracy against corrections, the poster map, business impact.
 
+pub mod accuracy;
+pub mod impact;
+pub mod insights;
+pub mod map;
 pub mod metrics;

@@ -3,6 +3,7 @@
 mod bench;
 mod classify;
 mod config_check;
+mod dashboard;
 mod data;
 mod eval;
 pub mod serve;
@@ -44,6 +45,11 @@ pub enum Command {
     Train(train::Args),
     /// Time each stage of the model and its throughput, f32 against int8.
     Bench(bench::Args),
+    /// Dashboard credentials: a password hash or an API token for the config.
+    Dashboard {
+        #[command(subcommand)]
+        action: dashboard::DashboardCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,5 +133,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Dashboard { action }) => dashboard::run(action),
     }
 }

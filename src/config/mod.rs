@@ -44,8 +44,8 @@ pub use board::{
 pub use error::{ConfigError, Problem};
 pub use layers::{Origin, Override, Provenance, ENV_PREFIX};
 pub use schema::{
-    CameraConfig, CameraDefaults, CameraMode, CameraSettings, Config, HttpConfig, InferenceConfig,
-    ModelVariant, MqttConfig, StoreConfig, WatchConfig,
+    CameraConfig, CameraDefaults, CameraMode, CameraSettings, Config, DashboardConfig, HttpConfig,
+    InferenceConfig, ModelVariant, MqttConfig, StoreConfig, WatchConfig,
 };
 pub use validate::{parse_broker_url, Broker};
 

@@ -19,6 +19,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub watch: WatchConfig,
     pub inference: InferenceConfig,
+    pub dashboard: DashboardConfig,
     /// Settings every `[[camera]]` falls back to; the board profile sets them.
     pub camera_defaults: CameraDefaults,
     /// `[[camera]]` tables. Validated now, used by the camera issue later.
@@ -35,6 +36,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             watch: WatchConfig::default(),
             inference: InferenceConfig::default(),
+            dashboard: DashboardConfig::default(),
             camera_defaults: CameraDefaults::default(),
             cameras: Vec::new(),
         }
@@ -57,6 +59,60 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 20 * 1024 * 1024,
         }
+    }
+}
+
+/// `[dashboard]`: the web panel on `http.listen`, its access rules and the
+/// business-impact defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Serve the pages (the JSON API and uploads stay on either way).
+    pub enabled: bool,
+    /// Argon2 PHC string of the login password (`marquee dashboard
+    /// hash-password` makes one). Unset with no tokens: no login at all.
+    pub password_hash: Option<String>,
+    /// SHA-256 (hex) of each bearer token the API accepts (`marquee
+    /// dashboard new-token` makes a token and its hash).
+    pub api_token_sha256: Vec<String>,
+    /// With a password set: visitors who have not logged in may read every
+    /// page and GET endpoint, but change nothing.
+    pub read_only_without_login: bool,
+    /// How long a login lasts.
+    pub session_hours: u32,
+    /// Shown before amounts on the business-impact page.
+    pub currency: String,
+    /// Posters tagged per year; unset: the rate this device measured.
+    pub posters_per_year: Option<f64>,
+    /// Cost of tagging one poster by hand.
+    pub manual_cost: f64,
+    /// Cost of fixing one wrongly auto-tagged poster.
+    pub correction_cost: f64,
+    /// Auto-accept when the best genre's score is at least this.
+    pub auto_accept: f64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            password_hash: None,
+            api_token_sha256: Vec::new(),
+            read_only_without_login: false,
+            session_hours: 12,
+            currency: "$".to_owned(),
+            posters_per_year: None,
+            manual_cost: 1.5,
+            correction_cost: 0.5,
+            auto_accept: 0.6,
+        }
+    }
+}
+
+impl DashboardConfig {
+    /// Whether anyone has to prove who they are.
+    pub fn auth_required(&self) -> bool {
+        self.password_hash.is_some() || !self.api_token_sha256.is_empty()
     }
 }
 

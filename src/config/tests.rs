@@ -400,3 +400,49 @@ fn printed_config_redacts_the_password_and_reads_back() {
     config.mqtt.password = back.mqtt.password.clone();
     assert_eq!(back, config);
 }
+
+#[test]
+fn dashboard_credentials_are_checked_and_never_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "marquee.toml",
+        "[dashboard]\npassword_hash = \"hunter2\"\napi_token_sha256 = [\"abc\"]\nauto_accept = 1.5\n",
+    );
+    let err = load_err(&LoadOptions {
+        config_file: Some(file),
+        ..hermetic(dir.path())
+    });
+    assert!(err.contains("dashboard.password_hash"), "{err}");
+    assert!(err.contains("hash-password"), "{err}");
+    assert!(err.contains("dashboard.api_token_sha256[0]"), "{err}");
+    assert!(err.contains("dashboard.auto_accept"), "{err}");
+
+    let file = write(
+        dir.path(),
+        "ro.toml",
+        "[dashboard]\nread_only_without_login = true\n",
+    );
+    let err = load_err(&LoadOptions {
+        config_file: Some(file),
+        ..hermetic(dir.path())
+    });
+    assert!(err.contains("needs dashboard.password_hash"), "{err}");
+
+    let hash = crate::web::auth::hash_password("long enough").unwrap();
+    let (_, token) = crate::web::auth::new_token().unwrap();
+    let file = write(
+        dir.path(),
+        "ok.toml",
+        &format!(
+            "[dashboard]\npassword_hash = \"{hash}\"\napi_token_sha256 = [\"{token}\"]\nread_only_without_login = true\n"
+        ),
+    );
+    let (config, _) = Config::load(&LoadOptions {
+        config_file: Some(file),
+        ..hermetic(dir.path())
+    })
+    .unwrap();
+    assert!(config.dashboard.auth_required());
+    assert_eq!(config.dashboard.api_token_sha256, vec![token]);
+}

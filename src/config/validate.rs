@@ -3,7 +3,7 @@
 //! than stopping, so one `marquee config check` lists everything to fix.
 
 use super::error::Problem;
-use super::schema::{CameraConfig, Config, MqttConfig};
+use super::schema::{CameraConfig, Config, DashboardConfig, MqttConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -176,6 +176,8 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
         10_000,
     );
 
+    dashboard(&mut report, &config.dashboard);
+
     let defaults = &config.camera_defaults;
     report.range("camera_defaults.width", defaults.width, 16, 8192);
     report.range("camera_defaults.height", defaults.height, 16, 8192);
@@ -183,6 +185,58 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     cameras(&mut report, &config.cameras);
 
     report.0
+}
+
+fn dashboard(report: &mut Report, dashboard: &DashboardConfig) {
+    if let Some(hash) = &dashboard.password_hash {
+        if let Err(err) = argon2::PasswordHash::new(hash) {
+            report.add(
+                "dashboard.password_hash",
+                format!(
+                    "not an Argon2 PHC string ({err}): make one with \
+                     `marquee dashboard hash-password`, never put the password itself here"
+                ),
+            );
+        }
+    }
+    for (i, token) in dashboard.api_token_sha256.iter().enumerate() {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            report.add(
+                format!("dashboard.api_token_sha256[{i}]"),
+                "must be the 64-hex-digit SHA-256 of a token (`marquee dashboard new-token` \
+                 prints both), never the token itself",
+            );
+        }
+    }
+    if dashboard.read_only_without_login && dashboard.password_hash.is_none() {
+        report.add(
+            "dashboard.read_only_without_login",
+            "needs dashboard.password_hash: without a password nobody could log in to change anything",
+        );
+    }
+    report.range(
+        "dashboard.session_hours",
+        dashboard.session_hours,
+        1,
+        24 * 90,
+    );
+    report.range("dashboard.auto_accept", dashboard.auto_accept, 0.0, 1.0);
+    report.range("dashboard.manual_cost", dashboard.manual_cost, 0.0, 1e6);
+    report.range(
+        "dashboard.correction_cost",
+        dashboard.correction_cost,
+        0.0,
+        1e6,
+    );
+    if let Some(n) = dashboard.posters_per_year {
+        report.range("dashboard.posters_per_year", n, 0.0, 1e12);
+    }
+    if dashboard.currency.chars().count() > 8 {
+        report.add(
+            "dashboard.currency",
+            "at most 8 characters, e.g. `$` or `EUR `",
+        );
+    }
 }
 
 fn device_id(report: &mut Report, config: &Config) {

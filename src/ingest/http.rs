@@ -1,6 +1,6 @@
 //! The HTTP input and the health endpoints.
 //!
-//! `POST /api/v1/posters` takes the image as the raw body or as the `file`
+//! `POST /api/v1/posters` (routed by [`crate::web::api`]) takes the image as the raw body or as the `file`
 //! field of a multipart form, queues it, waits for the result and answers
 //! the same JSON object that goes out on MQTT ([`PosterEvent`]). A full
 //! queue answers 503 with `Retry-After` at once instead of holding the
@@ -13,17 +13,16 @@ use super::{IngestError, Poster};
 use crate::metrics::{Gauges, Metrics};
 use crate::publish::{PosterEvent, PublishHandle};
 use crate::store::{now_ms, StoreHandle};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
 
 /// Room for the multipart boundaries and headers around a file that is
 /// itself just under the upload limit.
@@ -49,36 +48,45 @@ pub struct HttpState {
     pub model: String,
 }
 
-/// The router for the upload and health endpoints.
-pub fn router(state: HttpState) -> Router {
-    let body_limit = usize::try_from(state.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD))
-        .unwrap_or(usize::MAX);
+/// The health endpoints, open to everyone (probes and Prometheus do not
+/// log in). The upload endpoint is part of the dashboard's API
+/// ([`crate::web::api`]), behind its access rules.
+pub fn health_router(state: HttpState) -> Router {
     Router::new()
-        .route("/api/v1/posters", post(upload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
+/// The largest request body accepted: an upload at the limit plus its
+/// multipart framing.
+pub fn body_limit(max_upload_bytes: u64) -> usize {
+    usize::try_from(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD)).unwrap_or(usize::MAX)
+}
+
 /// A JSON error body `{"error": "..."}` with the status it deserves.
-fn error_response(status: StatusCode, message: String) -> Response {
+pub fn error_response(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-impl IntoResponse for IngestError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl IngestError {
+    /// The HTTP status this refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
             Self::Empty | Self::Multipart(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadImage(_) | Self::TooManyPixels { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::QueueFull | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Model(_) | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let mut response = error_response(status, self.to_string());
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let mut response = error_response(self.status(), self.to_string());
         if matches!(self, Self::QueueFull) {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -89,17 +97,13 @@ impl IntoResponse for IngestError {
     }
 }
 
-async fn upload(State(state): State<HttpState>, req: Request) -> Response {
-    match classify_upload(&state, req).await {
-        Ok(event) => Json(event).into_response(),
-        Err(err) => {
-            debug!(error = %err, "upload refused");
-            err.into_response()
-        }
-    }
-}
-
-async fn classify_upload(state: &HttpState, req: Request) -> Result<PosterEvent, IngestError> {
+/// Read an uploaded image (raw body or multipart `file`), queue it with
+/// `source`, and wait for its result.
+pub async fn classify_upload(
+    state: &HttpState,
+    req: Request,
+    source: &str,
+) -> Result<PosterEvent, IngestError> {
     let bytes = match read_image(state, req).await {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -109,10 +113,20 @@ async fn classify_upload(state: &HttpState, req: Request) -> Result<PosterEvent,
             return Err(err);
         }
     };
+    classify_bytes(state, bytes, source).await
+}
+
+/// Queue `bytes` with `source` and wait for the result. A full queue is
+/// answered at once (503), not by holding the connection.
+pub async fn classify_bytes(
+    state: &HttpState,
+    bytes: Bytes,
+    source: &str,
+) -> Result<PosterEvent, IngestError> {
     let (reply, answer) = oneshot::channel();
     let poster = Poster {
         bytes,
-        source: "http".to_owned(),
+        source: source.to_owned(),
         received_at: now_ms(),
         reply: Some(reply),
         watched: None,
@@ -193,6 +207,11 @@ async fn read_multipart(state: &HttpState, req: Request) -> Result<Bytes, Ingest
     }
 }
 
+/// A multipart field that could not be read.
+pub fn multipart_error(err: axum::extract::multipart::MultipartError, limit: u64) -> IngestError {
+    body_error(err.status(), err.body_text(), limit)
+}
+
 /// A body that could not be read: over the limit, or broken.
 fn body_error(status: StatusCode, text: String, limit: u64) -> IngestError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -260,13 +279,6 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         state.metrics.render(&gauges),
     )
         .into_response()
-}
-
-async fn not_found() -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "no such endpoint: POST /api/v1/posters, GET /healthz, /readyz or /metrics".to_owned(),
-    )
 }
 
 fn to_u64(n: usize) -> u64 {

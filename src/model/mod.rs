@@ -8,6 +8,7 @@ pub mod training;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
 
 use crate::vision::{self, DecodeLimits, Normalisation, VisionError};
 use backbone::{Backbone, BackboneError};
@@ -52,7 +53,7 @@ pub enum ClassifyError {
     Backbone(#[from] BackboneError),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GenreScore {
     pub label: String,
     pub score: f32,
@@ -164,8 +165,19 @@ impl Classifier {
     pub fn classify_image_timed(
         &self,
         image: &image::RgbImage,
-        mut times: StageTimes,
+        times: StageTimes,
     ) -> Result<(Prediction, StageTimes), ClassifyError> {
+        self.classify_image_with_features(image, times)
+            .map(|(prediction, _, times)| (prediction, times))
+    }
+
+    /// Like [`classify_image_timed`](Self::classify_image_timed), also giving
+    /// the backbone's pooled features (kept for the poster map and retraining).
+    pub fn classify_image_with_features(
+        &self,
+        image: &image::RgbImage,
+        mut times: StageTimes,
+    ) -> Result<(Prediction, Vec<f32>, StageTimes), ClassifyError> {
         let t = Instant::now();
         let resized = vision::resize(image, &self.norm);
         let tensor = vision::to_tensor(&resized, &self.norm);
@@ -176,7 +188,7 @@ impl Classifier {
         let t = Instant::now();
         let prediction = predict(&self.head, &features);
         times.head = t.elapsed();
-        Ok((prediction, times))
+        Ok((prediction, features, times))
     }
 
     /// The backbone's pooled features for an image file's bytes.

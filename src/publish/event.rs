@@ -4,6 +4,7 @@
 use super::error::PublishError;
 use crate::model::{GenreScore, Prediction};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One classification, as published on `<prefix>/<device_id>/poster` (and
 /// retained on `.../last`) and as answered by the HTTP API.
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The pipeline stores it with `replayed: false`; the publisher flips that
 /// to `true` when it delivers the row after a wait (see
 /// [`mark_replayed`]), so subscribers can tell a live event from a backlog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PosterEvent {
     /// The poster's id: lowercase hex sha256 of its image bytes.
     pub id: String,

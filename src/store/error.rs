@@ -67,6 +67,9 @@ pub enum StoreError {
     #[error("the store writer thread has stopped; restart the daemon")]
     WriterGone,
 
+    #[error("a dashboard read panicked; this is a bug, please report it with the log")]
+    ReaderPanicked,
+
     #[error("cannot start the store writer thread: {0}")]
     Spawn(#[source] std::io::Error),
 }

@@ -30,9 +30,12 @@
 //! # let _ = backlog; Ok(()) }
 //! ```
 
+mod dashboard;
 mod error;
+mod features;
 mod handle;
 mod read;
+mod reader;
 mod retention;
 mod schema;
 mod types;
@@ -42,8 +45,11 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use dashboard::{Correction, DayCounts, LatencySummary, Totals};
 pub use error::StoreError;
+pub use features::PosterFeatures;
 pub use handle::{StoreHandle, StoreWriter};
+pub use reader::StoreReader;
 pub use types::{
     now_ms, ClassificationRecord, Feedback, HistoryFilter, NewClassification, NewFeedback,
     NewPoster, OutboxMessage, OutboxRow, PosterDetail, PosterId, PosterInfo, Qos, RecordOutcome,

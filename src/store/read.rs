@@ -9,11 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use std::collections::BTreeMap;
 
-const CLASSIFICATION_COLUMNS: &str =
+pub(super) const CLASSIFICATION_COLUMNS: &str =
     "c.id, c.poster_id, c.source, c.model, c.scores, c.tags, c.top3, c.latency_ms, c.created_at";
 
 /// A JSON column, with the row it came from named if it is unreadable.
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
     key: &str,
     text: &str,
@@ -25,7 +25,53 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn stored_id(text: String) -> Result<PosterId, StoreError> {
+/// The `WHERE` clause for `filter`, built from fixed fragments only: every
+/// value is a bound parameter.
+fn filter_clause(filter: &HistoryFilter) -> (String, Vec<Value>) {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(source) = &filter.source {
+        clauses.push("c.source = ?");
+        values.push(Value::Text(source.clone()));
+    }
+    if let Some(tag) = &filter.tag {
+        clauses.push("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = ?)");
+        values.push(Value::Text(tag.clone()));
+    }
+    if let Some(model) = &filter.model {
+        clauses.push("c.model = ?");
+        values.push(Value::Text(model.clone()));
+    }
+    if let Some(id) = &filter.poster_id {
+        clauses.push("c.poster_id = ?");
+        values.push(Value::Text(id.to_string()));
+    }
+    if let Some(since) = filter.since_ms {
+        clauses.push("c.created_at >= ?");
+        values.push(Value::Integer(since));
+    }
+    if let Some(until) = filter.until_ms {
+        clauses.push("c.created_at < ?");
+        values.push(Value::Integer(until));
+    }
+    // Confidence is the best genre's score: the first of `scores`.
+    if let Some(min) = filter.min_confidence {
+        clauses.push("json_extract(c.scores, '$[0].score') >= ?");
+        values.push(Value::Real(f64::from(min)));
+    }
+    if let Some(max) = filter.max_confidence {
+        clauses.push("json_extract(c.scores, '$[0].score') < ?");
+        values.push(Value::Real(f64::from(max)));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, values)
+}
+
+pub(super) fn stored_id(text: String) -> Result<PosterId, StoreError> {
     PosterId::parse(&text).map_err(|_| StoreError::Corrupt {
         what: "poster id",
         key: text,
@@ -35,7 +81,7 @@ fn stored_id(text: String) -> Result<PosterId, StoreError> {
 
 /// The raw columns of a classification; JSON is decoded outside rusqlite's
 /// row callback so a bad row gives a `StoreError` naming it.
-struct RawClassification {
+pub(super) struct RawClassification {
     id: i64,
     poster_id: String,
     source: String,
@@ -48,21 +94,26 @@ struct RawClassification {
 }
 
 impl RawClassification {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::from_row_at(row, 0)
+    }
+
+    /// The columns of [`CLASSIFICATION_COLUMNS`] starting at column `at`.
+    pub(super) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get(0)?,
-            poster_id: row.get(1)?,
-            source: row.get(2)?,
-            model: row.get(3)?,
-            scores: row.get(4)?,
-            tags: row.get(5)?,
-            top3: row.get(6)?,
-            latency_ms: row.get(7)?,
-            created_at_ms: row.get(8)?,
+            id: row.get(at)?,
+            poster_id: row.get(at + 1)?,
+            source: row.get(at + 2)?,
+            model: row.get(at + 3)?,
+            scores: row.get(at + 4)?,
+            tags: row.get(at + 5)?,
+            top3: row.get(at + 6)?,
+            latency_ms: row.get(at + 7)?,
+            created_at_ms: row.get(at + 8)?,
         })
     }
 
-    fn decode(self) -> Result<ClassificationRecord, StoreError> {
+    pub(super) fn decode(self) -> Result<ClassificationRecord, StoreError> {
         let key = format!("classification {}", self.id);
         Ok(ClassificationRecord {
             genres: parse_json("scores", &key, &self.scores)?,
@@ -155,38 +206,7 @@ impl Store {
         offset: usize,
         filter: &HistoryFilter,
     ) -> Result<Vec<ClassificationRecord>, StoreError> {
-        // Built from fixed fragments only; every value is a bound parameter.
-        let mut clauses: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        if let Some(source) = &filter.source {
-            clauses.push("c.source = ?");
-            values.push(Value::Text(source.clone()));
-        }
-        if let Some(tag) = &filter.tag {
-            clauses.push("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE json_each.value = ?)");
-            values.push(Value::Text(tag.clone()));
-        }
-        if let Some(model) = &filter.model {
-            clauses.push("c.model = ?");
-            values.push(Value::Text(model.clone()));
-        }
-        if let Some(id) = &filter.poster_id {
-            clauses.push("c.poster_id = ?");
-            values.push(Value::Text(id.to_string()));
-        }
-        if let Some(since) = filter.since_ms {
-            clauses.push("c.created_at >= ?");
-            values.push(Value::Integer(since));
-        }
-        if let Some(until) = filter.until_ms {
-            clauses.push("c.created_at < ?");
-            values.push(Value::Integer(until));
-        }
-        let filter_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let (filter_sql, mut values) = filter_clause(filter);
         values.push(Value::Integer(to_i64("limit", limit as u64)?));
         values.push(Value::Integer(to_i64("offset", offset as u64)?));
         let sql = format!(
@@ -202,6 +222,18 @@ impl Store {
             })
             .ctx("reading the history")?;
         raw.into_iter().map(RawClassification::decode).collect()
+    }
+
+    /// How many classifications match `filter` (the history's page count).
+    pub fn count_recent(&self, filter: &HistoryFilter) -> Result<u64, StoreError> {
+        let (filter_sql, values) = filter_clause(filter);
+        let sql = format!("SELECT count(*) FROM classifications c {filter_sql}");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params_from_iter(values), |row| row.get(0)))
+            .ctx("counting the history")?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Feedback on one poster, oldest first.

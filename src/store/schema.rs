@@ -86,7 +86,28 @@ CREATE TABLE watched_files (
 ) STRICT;
 "#;
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2)];
+/// Version 3: each poster's backbone features, for the dashboard's poster map
+/// (2-D projection, clusters, outliers) and for retraining from corrections.
+///
+/// - One row per poster, from its latest sighting with the model named in
+///   `model`; a poster seen again by another model gets the new features.
+/// - `data` is `dim` little-endian IEEE half floats: half the size of f32,
+///   and far more precision than a map or a logistic head needs (10,000
+///   posters of the shipped 1712-wide features take ~34 MB).
+/// - Cascade: retention that forgets a poster forgets its features.
+/// - Indexes for the dashboard's filters: history by source and by poster
+///   confidence, feedback newest-first.
+const V3: &str = r#"
+CREATE TABLE features (
+    poster_id   TEXT PRIMARY KEY NOT NULL REFERENCES posters(id) ON DELETE CASCADE,
+    model       TEXT NOT NULL,
+    dim         INTEGER NOT NULL CHECK (dim > 0),
+    data        BLOB NOT NULL CHECK (length(data) = 2 * dim)
+) STRICT;
+CREATE INDEX classifications_source ON classifications (source, created_at);
+"#;
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
 
 /// Every migration, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

@@ -19,6 +19,7 @@ fn poster(bytes: &[u8], source: &str, at: i64) -> NewPoster {
         width: 300,
         height: 450,
         thumbnail: Some(vec![0xff, 0xd8, 0xff]),
+        features: None,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::model::{GenreScore, Prediction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// Now, as Unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {
@@ -59,6 +60,18 @@ impl std::str::FromStr for PosterId {
     }
 }
 
+impl utoipa::PartialSchema for PosterId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-f]{64}$"))
+            .description(Some("lowercase hex sha256 of the poster's image bytes"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PosterId {}
+
 impl TryFrom<String> for PosterId {
     type Error = StoreError;
     fn try_from(text: String) -> Result<Self, StoreError> {
@@ -84,6 +97,9 @@ pub struct NewPoster {
     pub height: u32,
     /// A small JPEG for the dashboard; kept from the first sighting.
     pub thumbnail: Option<Vec<u8>>,
+    /// The backbone's pooled features (poster map, retraining); replaced by
+    /// each new sighting. `None` keeps what is stored.
+    pub features: Option<Vec<f32>>,
 }
 
 /// What the model said about one sighting of a poster.
@@ -153,7 +169,7 @@ pub struct RecordOutcome {
 }
 
 /// A stored poster, without its thumbnail ([`Store::thumbnail`](super::Store::thumbnail)).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PosterInfo {
     pub id: PosterId,
     pub first_seen_ms: i64,
@@ -166,7 +182,7 @@ pub struct PosterInfo {
 }
 
 /// One stored classification (one sighting of a poster).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ClassificationRecord {
     pub id: i64,
     pub poster_id: PosterId,
@@ -182,7 +198,7 @@ pub struct ClassificationRecord {
 }
 
 /// A poster with its latest classification and feedback count.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PosterDetail {
     pub poster: PosterInfo,
     pub latest: Option<ClassificationRecord>,
@@ -201,6 +217,10 @@ pub struct HistoryFilter {
     pub poster_id: Option<PosterId>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// The best genre's score at least this.
+    pub min_confidence: Option<f32>,
+    /// The best genre's score below this.
+    pub max_confidence: Option<f32>,
 }
 
 /// A person's correction of a poster's genres, from the dashboard.
@@ -213,7 +233,7 @@ pub struct NewFeedback {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Feedback {
     pub id: i64,
     pub poster_id: PosterId,

@@ -118,6 +118,24 @@ impl Store {
             })
             .ctx("inserting a classification")?;
 
+        if let Some(features) = &poster.features {
+            let dim = to_i64("feature dim", features.len() as u64)?;
+            tx.prepare_cached(
+                "INSERT INTO features (poster_id, model, dim, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (poster_id) DO UPDATE
+                 SET model = excluded.model, dim = excluded.dim, data = excluded.data",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    poster.id.as_str(),
+                    classification.model,
+                    dim,
+                    super::features::encode(features),
+                ])
+            })
+            .ctx("storing a poster's features")?;
+        }
+
         let mut outbox_seqs = Vec::with_capacity(outbox.len());
         {
             let mut stmt = tx

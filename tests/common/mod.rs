@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod http;
+pub mod webdriver;
 
 /// An MQTT URL on a port nothing listens on: a broker that is down.
 pub fn closed_port_url() -> String {

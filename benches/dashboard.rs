@@ -1,0 +1,293 @@
+//! Dashboard benchmark: server time and page weight of every page with
+//! 10,000 posters in the store (the issue's targets: under 100 ms server
+//! time, under 200 KB a page). Not a test: run it and read the figures.
+//!
+//! ```sh
+//! cargo bench --bench dashboard            # 10,000 posters
+//! MARQUEE_BENCH_POSTERS=2000 cargo bench --bench dashboard
+//! ```
+//!
+//! The store is filled with synthetic sightings (drawn thumbnails, random
+//! scores and features, 60 days, 300 corrections) on /dev/shm when it
+//! exists, so filling it does not measure the disk. The daemon is the real
+//! one (`app::start`), timed from a client on loopback: the figures are
+//! server time plus a loopback round trip.
+
+use marquee::app;
+use marquee::config::Config;
+use marquee::model::{GenreScore, Prediction};
+use marquee::store::{now_ms, NewClassification, NewFeedback, NewPoster, PosterId, Store};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const RUNS: usize = 15;
+const DAY_MS: i64 = 86_400_000;
+
+/// xorshift: deterministic without a rand dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn fill(path: &std::path::Path, labels: &[String], thresholds: &[f32], dim: usize, n: usize) {
+    let store = Store::open(path).expect("open the bench store");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let thumbs: Vec<Vec<u8>> = (0..8)
+        .map(|s| {
+            let img = marquee::testing::drawn_poster(s, 112, 160);
+            marquee::testing::encode(&img, image::ImageFormat::Jpeg)
+        })
+        .collect();
+    let now = now_ms();
+    let sources = ["http", "watch", "mqtt", "camera:lobby"];
+    for i in 0..n {
+        let id = PosterId::of_bytes(format!("bench-poster-{i}").as_bytes());
+        let at = now - ((n - i) as i64 * 60 * DAY_MS / n as i64);
+        let mut scores: Vec<(usize, f32)> =
+            (0..labels.len()).map(|g| (g, rng.unit().powi(3))).collect();
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let genres: Vec<GenreScore> = scores
+            .iter()
+            .map(|&(g, s)| GenreScore {
+                label: labels[g].clone(),
+                score: s,
+            })
+            .collect();
+        let tags = scores
+            .iter()
+            .filter(|&&(g, s)| s >= thresholds[g])
+            .map(|&(g, _)| labels[g].clone())
+            .collect();
+        let cluster = (i % 5) as f32;
+        let features: Vec<f32> = (0..dim)
+            .map(|d| if d % 5 == cluster as usize { 1.5 } else { 0.2 } + rng.unit())
+            .collect();
+        let poster = NewPoster {
+            id: id.clone(),
+            source: sources[i % sources.len()].into(),
+            seen_at_ms: at,
+            size_bytes: 40_000,
+            width: 224,
+            height: 320,
+            thumbnail: Some(thumbs[i % thumbs.len()].clone()),
+            features: Some(features),
+        };
+        let classification = NewClassification {
+            model: "efficientnet-lite0-int8".into(),
+            prediction: Prediction {
+                top3: genres[..3].to_vec(),
+                genres,
+                tags,
+            },
+            latency_ms: 30.0 + f64::from(rng.unit()) * 10.0,
+            created_at_ms: at,
+        };
+        store
+            .record(&poster, &classification, &[])
+            .expect("record a bench poster");
+        if i % (n / 300).max(1) == 0 {
+            let truth = vec![labels[(rng.next() % 5) as usize].clone()];
+            store
+                .add_feedback(&NewFeedback {
+                    poster_id: id,
+                    genres: truth,
+                    by: None,
+                    created_at_ms: at + 1000,
+                })
+                .expect("record a correction");
+        }
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut body = raw[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&data[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        data = &data[line_end + 2..];
+        if size == 0 || data.len() < size {
+            break;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[(size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// Every `src="..."` and `href="..."` asset a page loads.
+fn assets(html: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for key in ["src=\"", "rel=\"stylesheet\" href=\""] {
+        let mut rest = html;
+        while let Some(at) = rest.find(key) {
+            rest = &rest[at + key.len()..];
+            if let Some(end) = rest.find('"') {
+                found.insert(rest[..end].replace("&amp;", "&"));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("MARQUEE_BENCH_POSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).expect("temp dir")
+    } else {
+        tempfile::tempdir().expect("temp dir")
+    };
+    let db = dir.path().join("bench.db");
+    let model_dir = marquee::model::default_model_dir();
+    let classifier = marquee::model::Classifier::load(&model_dir, None).expect("load the model");
+    let head = classifier.head();
+    let labels = head.labels();
+    let thresholds: Vec<f32> = head.genres.iter().map(|g| g.threshold).collect();
+    let t = Instant::now();
+    fill(&db, &labels, &thresholds, head.feature_dim, n);
+    println!("filled {n} posters in {:.1} s", t.elapsed().as_secs_f64());
+    drop(classifier);
+
+    let mut cfg = Config::default();
+    cfg.store.path = db;
+    cfg.mqtt.url = "mqtt://127.0.0.1:1".into();
+    cfg.mqtt.discovery = false;
+    cfg.inference.threads = 1;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let shutdown = CancellationToken::new();
+    let running = app::start(cfg, listener, shutdown.clone())
+        .await
+        .expect("start the daemon");
+    let addr = running.addr;
+
+    let t = Instant::now();
+    let (status, _) = get(addr, "/api/v1/map").await;
+    println!(
+        "poster map first computation: {:.0} ms (status {status}; pages serve the cached map after)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let (_, history) = get(addr, "/api/v1/history?per_page=1").await;
+    let first_id = serde_json::from_slice::<serde_json::Value>(&history)
+        .ok()
+        .and_then(|v| v["items"][0]["poster_id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+
+    let pages = [
+        "/".to_owned(),
+        "/tag".into(),
+        "/history".into(),
+        "/history?genre=Drama&min_confidence=0.5&page=3".into(),
+        format!("/posters/{first_id}"),
+        "/insights".into(),
+        "/accuracy".into(),
+        "/map".into(),
+        "/impact".into(),
+        "/model".into(),
+        "/cameras".into(),
+    ];
+    println!(
+        "\n{:<48} {:>8} {:>8} {:>8} {:>10} {:>10}",
+        "page", "p50 ms", "max ms", "status", "HTML KB", "total KB"
+    );
+    let mut worst = 0.0f64;
+    let mut heaviest = 0usize;
+    for page in &pages {
+        let _ = get(addr, page).await; // warm caches
+        let mut times = Vec::with_capacity(RUNS);
+        let mut body = Vec::new();
+        let mut status = 0;
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let (s, b) = get(addr, page).await;
+            times.push(t.elapsed());
+            status = s;
+            body = b;
+        }
+        times.sort();
+        let html = String::from_utf8_lossy(&body).into_owned();
+        let mut total = body.len();
+        for asset in assets(&html) {
+            total += get(addr, &asset).await.1.len();
+        }
+        let p50 = times[RUNS / 2].as_secs_f64() * 1000.0;
+        let max = times[RUNS - 1].as_secs_f64() * 1000.0;
+        worst = worst.max(p50);
+        heaviest = heaviest.max(total);
+        println!(
+            "{:<48} {:>8.1} {:>8.1} {:>8} {:>10.1} {:>10.1}",
+            page,
+            p50,
+            max,
+            status,
+            body.len() as f64 / 1024.0,
+            total as f64 / 1024.0
+        );
+    }
+    for api in [
+        "/api/v1/insights",
+        "/api/v1/accuracy",
+        "/api/v1/history",
+        "/api/v1/status",
+    ] {
+        let mut times: Vec<Duration> = Vec::new();
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let _ = get(addr, api).await;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "{:<48} {:>8.1} {:>8.1}",
+            api,
+            times[RUNS / 2].as_secs_f64() * 1000.0,
+            times[RUNS - 1].as_secs_f64() * 1000.0
+        );
+    }
+    println!(
+        "\nslowest page p50 {worst:.1} ms (target < 100 ms); heaviest page {:.1} KB with its assets (target < 200 KB)",
+        heaviest as f64 / 1024.0
+    );
+    shutdown.cancel();
+    let _ = running.wait().await;
+}

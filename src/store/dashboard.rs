@@ -1,0 +1,267 @@
+//! Aggregate reads for the dashboard's insights, accuracy and model card.
+//! Each is one query (or two) over indexed columns, so a page stays fast
+//! with tens of thousands of sightings.
+
+use super::error::{Context, StoreError};
+use super::read::{parse_json, stored_id, RawClassification, CLASSIFICATION_COLUMNS};
+use super::types::{ClassificationRecord, PosterId};
+use super::Store;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A person's latest correction of a poster beside what the model said.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Correction {
+    pub poster_id: PosterId,
+    /// The genres the person chose (the truth, for accuracy).
+    pub truth: Vec<String>,
+    /// The model's latest classification of that poster.
+    pub predicted: ClassificationRecord,
+    pub corrected_at_ms: i64,
+}
+
+/// Counts behind the status line and the model card.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct Totals {
+    pub posters: u64,
+    pub classifications: u64,
+    /// Posters with at least one correction.
+    pub corrected_posters: u64,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+}
+
+/// Inference latency as stored with each classification (decode, resize,
+/// backbone and head on this board).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct LatencySummary {
+    pub samples: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+}
+
+/// Classifications on one local day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayCounts {
+    /// `YYYY-MM-DD`, the device's local time.
+    pub day: String,
+    pub classifications: u64,
+    /// `(genre, sightings tagged with it)`, by genre name.
+    pub tags: Vec<(String, u64)>,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl Store {
+    /// Each poster's latest classification, optionally only posters last
+    /// classified at or after `since_ms`. Oldest first.
+    pub fn latest_classifications(
+        &self,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<ClassificationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CLASSIFICATION_COLUMNS} FROM classifications c
+             WHERE c.id IN (SELECT max(id) FROM classifications GROUP BY poster_id)
+               AND c.created_at >= ?1
+             ORDER BY c.id"
+        );
+        let raw: Vec<RawClassification> = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([since_ms.unwrap_or(i64::MIN)], RawClassification::from_row)?
+                    .collect()
+            })
+            .ctx("reading the latest classifications")?;
+        raw.into_iter().map(RawClassification::decode).collect()
+    }
+
+    /// Sightings per local day and genre since `since_ms`, oldest day first.
+    pub fn counts_by_day(&self, since_ms: i64) -> Result<Vec<DayCounts>, StoreError> {
+        let totals: Vec<(String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT date(created_at / 1000, 'unixepoch', 'localtime') AS day, count(*)
+                 FROM classifications WHERE created_at >= ?1 GROUP BY day ORDER BY day",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([since_ms], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .ctx("counting sightings per day")?;
+        let tags: Vec<(String, String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT date(c.created_at / 1000, 'unixepoch', 'localtime') AS day,
+                        j.value, count(*)
+                 FROM classifications c, json_each(c.tags) j
+                 WHERE c.created_at >= ?1 GROUP BY day, j.value ORDER BY day, j.value",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([since_ms], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect()
+            })
+            .ctx("counting genres per day")?;
+        let mut days: Vec<DayCounts> = totals
+            .into_iter()
+            .map(|(day, n)| DayCounts {
+                day,
+                classifications: count(n),
+                tags: Vec::new(),
+            })
+            .collect();
+        for (day, tag, n) in tags {
+            if let Some(entry) = days.iter_mut().find(|d| d.day == day) {
+                entry.tags.push((tag, count(n)));
+            }
+        }
+        Ok(days)
+    }
+
+    /// Every corrected poster: its latest correction and the model's latest
+    /// classification of it. Posters whose history retention removed have
+    /// no classification left and are skipped.
+    pub fn corrections(&self) -> Result<Vec<Correction>, StoreError> {
+        let sql = format!(
+            "SELECT f.poster_id, f.genres, f.created_at, {CLASSIFICATION_COLUMNS}
+             FROM feedback f
+             JOIN classifications c ON c.id =
+                  (SELECT max(id) FROM classifications WHERE poster_id = f.poster_id)
+             WHERE f.id IN (SELECT max(id) FROM feedback GROUP BY poster_id)
+             ORDER BY f.id"
+        );
+        type Raw = (String, String, i64, RawClassification);
+        let raw: Vec<Raw> = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    let classification = RawClassification::from_row_at(row, 3)?;
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, classification))
+                })?
+                .collect()
+            })
+            .ctx("reading corrections")?;
+        raw.into_iter()
+            .map(|(poster_id, genres, at, classification)| {
+                let key = format!("feedback on {poster_id}");
+                Ok(Correction {
+                    truth: parse_json("feedback genres", &key, &genres)?,
+                    poster_id: stored_id(poster_id)?,
+                    predicted: classification.decode()?,
+                    corrected_at_ms: at,
+                })
+            })
+            .collect()
+    }
+
+    /// Posters, sightings and corrections kept.
+    pub fn totals(&self) -> Result<Totals, StoreError> {
+        let (posters, classifications, first, last, corrected) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM posters),
+                        (SELECT count(*) FROM classifications),
+                        (SELECT min(created_at) FROM classifications),
+                        (SELECT max(created_at) FROM classifications),
+                        (SELECT count(DISTINCT poster_id) FROM feedback)",
+                [],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .ctx("counting the history")?;
+        Ok(Totals {
+            posters: count(posters),
+            classifications: count(classifications),
+            corrected_posters: count(corrected),
+            first_ms: first,
+            last_ms: last,
+        })
+    }
+
+    /// Latency of the newest `limit` classifications by `model`.
+    pub fn latency_summary(&self, model: &str, limit: usize) -> Result<LatencySummary, StoreError> {
+        let mut values: Vec<f64> = self
+            .conn
+            .prepare_cached(
+                "SELECT latency_ms FROM classifications WHERE model = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![model, limit as i64], |row| row.get(0))?
+                    .collect()
+            })
+            .ctx("reading latencies")?;
+        if values.is_empty() {
+            return Ok(LatencySummary::default());
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((values.len() - 1) as f64 * q).round() as usize;
+            values[i.min(values.len() - 1)]
+        };
+        Ok(LatencySummary {
+            samples: values.len() as u64,
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            mean_ms: values.iter().sum::<f64>() / values.len() as f64,
+        })
+    }
+
+    /// The distinct sources and models in the history, for the filters.
+    pub fn history_facets(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let list = |sql: &str| -> Result<Vec<String>, StoreError> {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+                .ctx("listing history facets")
+        };
+        Ok((
+            list("SELECT DISTINCT source FROM classifications ORDER BY source")?,
+            list("SELECT DISTINCT model FROM classifications ORDER BY model")?,
+        ))
+    }
+}
+
+impl Store {
+    /// Unix milliseconds of local midnight today (the device's time zone).
+    pub fn local_midnight_ms(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT CAST(strftime('%s', 'now', 'localtime', 'start of day', 'utc')
+                        AS INTEGER) * 1000",
+                [],
+                |row| row.get(0),
+            )
+            .ctx("computing local midnight")
+    }
+
+    /// Unix milliseconds of the start of a local date `YYYY-MM-DD`, or
+    /// `None` when the text is not such a date.
+    pub fn local_date_ms(&self, date: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT CAST(strftime('%s', ?1, 'utc') AS INTEGER) * 1000
+                 WHERE date(?1) = ?1",
+                [date],
+                |row| row.get(0),
+            )
+            .optional()
+            .ctx("reading a date")
+    }
+}

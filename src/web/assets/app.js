@@ -1,0 +1,101 @@
+// Marquee dashboard: progressive enhancement only; every page works without it.
+(function () {
+  "use strict";
+  var meta = document.querySelector('meta[name="csrf"]');
+  var csrf = meta ? meta.content : "";
+
+  function headers(extra) {
+    var h = extra || {};
+    if (csrf) h["X-CSRF-Token"] = csrf;
+    return h;
+  }
+
+  // Tag a poster: drag and drop or pick a file, answer shown in place.
+  var drop = document.getElementById("drop");
+  var result = document.getElementById("result");
+  function send(body) {
+    result.innerHTML = '<p class="muted">Classifying…</p>';
+    fetch("/tag", { method: "POST", body: body, headers: headers({ "X-Fragment": "1" }), credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) { result.innerHTML = html; })
+      .catch(function (e) { result.innerHTML = '<p class="bad">Upload failed: ' + e + "</p>"; });
+  }
+  if (drop && result) {
+    var input = drop.querySelector('input[type="file"]');
+    ["dragenter", "dragover"].forEach(function (t) {
+      drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (t) {
+      drop.addEventListener(t, function () { drop.classList.remove("over"); });
+    });
+    drop.addEventListener("drop", function (e) {
+      e.preventDefault();
+      if (e.dataTransfer.files.length) {
+        var fd = new FormData();
+        fd.append("file", e.dataTransfer.files[0]);
+        send(fd);
+      }
+    });
+    if (input) {
+      input.addEventListener("change", function () {
+        if (input.files.length) {
+          var fd = new FormData();
+          fd.append("file", input.files[0]);
+          send(fd);
+        }
+      });
+    }
+    document.querySelectorAll("form.sample").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        var fd = new FormData();
+        fd.append("sample", form.querySelector('[name="sample"]').value);
+        send(fd);
+      });
+    });
+  }
+
+  // Live feed: new classifications and the status line as they happen.
+  var list = document.getElementById("live-list");
+  if (list && window.EventSource) {
+    var es = new EventSource("/api/v1/events");
+    es.addEventListener("poster", function (e) {
+      var ev = JSON.parse(e.data);
+      var card = document.createElement("a");
+      card.className = "card poster";
+      card.href = "/posters/" + ev.id;
+      var img = document.createElement("img");
+      img.src = "/api/v1/posters/" + ev.id + "/thumbnail";
+      img.alt = "";
+      img.width = 72;
+      var body = document.createElement("div");
+      var tags = document.createElement("div");
+      tags.className = "tags";
+      (ev.tags.length ? ev.tags : []).forEach(function (t) {
+        var s = document.createElement("span"); s.className = "tag"; s.textContent = t; tags.appendChild(s);
+      });
+      ev.top3.forEach(function (g) {
+        var s = document.createElement("span"); s.className = "tag top";
+        s.textContent = g.label + " " + Math.round(g.score * 100) + "%"; tags.appendChild(s);
+      });
+      var meta = document.createElement("div");
+      meta.className = "meta";
+      meta.textContent = new Date(ev.ts).toLocaleTimeString() + " · " + ev.source;
+      body.appendChild(tags); body.appendChild(meta);
+      card.appendChild(img); card.appendChild(body);
+      list.insertBefore(card, list.firstChild);
+      while (list.children.length > 24) list.removeChild(list.lastChild);
+      var empty = document.getElementById("live-empty");
+      if (empty) empty.remove();
+    });
+    es.addEventListener("status", function (e) {
+      var s = JSON.parse(e.data);
+      Object.keys(s).forEach(function (k) {
+        var el = document.querySelector('[data-status="' + k + '"]');
+        if (el) el.textContent = s[k];
+      });
+      var broker = document.querySelector('[data-status="broker"]');
+      if (broker) broker.className = s.broker === "connected" ? "ok" : "bad";
+    });
+  }
+})();

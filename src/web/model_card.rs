@@ -1,0 +1,126 @@
+//! The model card: what the device runs, how it was built, how well it did
+//! on held-out posters, and how fast it is on this board.
+
+use crate::model::head::GenreHead;
+use crate::model::manifest::Manifest;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CardGenre {
+    pub label: String,
+    /// Tagged at or over this calibrated score.
+    pub threshold: f32,
+    /// Validation figures for this genre (precision, recall, F1, ROC-AUC, support).
+    #[schema(value_type = Object)]
+    pub validation: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelCard {
+    /// As published with each result, e.g. `efficientnet-lite0-int8`.
+    pub name: String,
+    pub backbone: String,
+    pub variant: String,
+    pub file: String,
+    pub file_bytes: Option<u64>,
+    pub sha256: String,
+    /// How the variant was quantised (the manifest's own words).
+    pub quantisation: Option<String>,
+    /// `[width, height]` the poster is resized to.
+    pub input_size: [u32; 2],
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub feature_dim: usize,
+    pub labels: Vec<String>,
+    pub genres: Vec<CardGenre>,
+    /// Validation summary (micro/macro F1, mean ROC-AUC, hit@1/3, five-genre
+    /// accuracy) and the always-Drama+Comedy baseline beside it.
+    #[schema(value_type = Object)]
+    pub validation: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub baseline: serde_json::Value,
+    pub validation_posters: Option<u64>,
+    /// The validation micro-precision: the business-impact page's estimate
+    /// until this device has corrections.
+    pub validation_precision: f64,
+    #[schema(value_type = Object)]
+    pub provenance: serde_json::Value,
+    pub built_with: Option<String>,
+}
+
+impl ModelCard {
+    pub fn new(manifest: &Manifest, head: &GenreHead, variant: &str, name: &str) -> Self {
+        let v = manifest.variants.get(variant);
+        let per_genre = head
+            .metrics
+            .get("per_genre")
+            .and_then(|g| g.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let genres = head
+            .genres
+            .iter()
+            .map(|g| CardGenre {
+                label: g.label.clone(),
+                threshold: g.threshold,
+                validation: per_genre
+                    .iter()
+                    .find(|m| m.get("label").and_then(|l| l.as_str()) == Some(g.label.as_str()))
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        let validation = head
+            .metrics
+            .get("model")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let validation_precision = validation
+            .get("micro_precision")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.5);
+        let text =
+            |value: Option<&serde_json::Value>| value.and_then(|q| q.as_str()).map(str::to_owned);
+        Self {
+            name: name.to_owned(),
+            backbone: manifest.backbone.name.clone(),
+            variant: variant.to_owned(),
+            file: v.map(|v| v.file.clone()).unwrap_or_default(),
+            file_bytes: v
+                .and_then(|v| v.extra.get("bytes"))
+                .and_then(serde_json::Value::as_u64),
+            sha256: v.map(|v| v.sha256.clone()).unwrap_or_default(),
+            quantisation: text(v.and_then(|v| v.extra.get("quantisation"))),
+            input_size: manifest.backbone.input_size,
+            mean: manifest.backbone.mean,
+            std: manifest.backbone.std,
+            feature_dim: manifest.backbone.feature_dim,
+            labels: head.labels(),
+            genres,
+            validation,
+            baseline: head
+                .metrics
+                .get("baseline")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            validation_posters: head
+                .metrics
+                .get("posters")
+                .and_then(serde_json::Value::as_u64),
+            validation_precision,
+            provenance: head.provenance.clone(),
+            built_with: text(manifest.backbone.extra.get("built_with")),
+        }
+    }
+
+    pub fn thresholds(&self) -> Vec<super::data::GenreThreshold> {
+        self.genres
+            .iter()
+            .map(|g| super::data::GenreThreshold {
+                label: g.label.clone(),
+                threshold: g.threshold,
+            })
+            .collect()
+    }
+}
