@@ -1,6 +1,7 @@
 //! Command-line interface: one module per sub-command.
 
 mod bench;
+mod bench_camera;
 mod classify;
 mod config_check;
 mod data;
@@ -44,6 +45,8 @@ pub enum Command {
     Train(train::Args),
     /// Time each stage of the model and its throughput, f32 against int8.
     Bench(bench::Args),
+    /// Time the camera's change detection per frame (and JPEG decoding).
+    BenchCamera(bench_camera::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,5 +130,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::BenchCamera(args)) => bench_camera::run(&args),
     }
 }

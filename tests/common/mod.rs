@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod camera_server;
 
 /// An MQTT URL on a port nothing listens on: a broker that is down.
 pub fn closed_port_url() -> String {
