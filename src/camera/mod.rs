@@ -562,11 +562,13 @@ impl Runner {
 
     fn on_frame(&mut self, frame: &Frame) {
         let status = &self.camera.status;
-        status.frame(now_ms());
+        // Online before counting the frame: the first frame ever is not a
+        // reconnect.
         if status.set_online(true, None) || self.logged_online != Some(true) {
             info!(source = %status.snapshot().source, "camera online");
             self.logged_online = Some(true);
         }
+        status.frame(now_ms());
         self.retry_held();
         if self.detector.is_none() && self.pending.is_empty() {
             return; // an idle on-demand camera: no decoding
