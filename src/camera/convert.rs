@@ -19,6 +19,8 @@ pub enum Layout {
     Gray,
     /// Packed RGB.
     Rgb,
+    /// Packed BGR.
+    Bgr,
 }
 
 /// The frame for `bytes` of `layout`, checking the size matches.
@@ -34,7 +36,7 @@ pub fn to_frame_data(
         Layout::Yuyv => pixels * 2,
         Layout::Nv12 => pixels + pixels / 2,
         Layout::Gray => pixels,
-        Layout::Rgb => pixels * 3,
+        Layout::Rgb | Layout::Bgr => pixels * 3,
     };
     if bytes.len() < need || width == 0 || height == 0 {
         return Err(SourceError::BadFrame(format!(
@@ -73,6 +75,11 @@ pub fn to_frame_data(
             }
         }
         Layout::Rgb => rgb.copy_from_slice(&bytes[..need]),
+        Layout::Bgr => {
+            for (bgr, out) in bytes[..need].chunks_exact(3).zip(rgb.chunks_exact_mut(3)) {
+                out.copy_from_slice(&[bgr[2], bgr[1], bgr[0]]);
+            }
+        }
     }
     RgbImage::from_raw(width, height, rgb)
         .map(|image| FrameData::Rgb(Arc::new(image)))
@@ -124,6 +131,8 @@ mod tests {
         assert_eq!(gray.get_pixel(1, 0).0, [9, 9, 9]);
         let packed = rgb(to_frame_data(Layout::Rgb, 1, 1, &[1, 2, 3]).unwrap());
         assert_eq!(packed.get_pixel(0, 0).0, [1, 2, 3]);
+        let swapped = rgb(to_frame_data(Layout::Bgr, 1, 1, &[1, 2, 3]).unwrap());
+        assert_eq!(swapped.get_pixel(0, 0).0, [3, 2, 1]);
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn wall(x: u32, y: u32, w: u32, h: u32) -> Rgb<u8> {
 fn brick(x: u32, y: u32, w: u32) -> Rgb<u8> {
     let course = (w / 20).max(4);
     let row = y / course;
-    let shift = if row % 2 == 0 { 0 } else { course };
+    let shift = if row.is_multiple_of(2) { 0 } else { course };
     let mortar = y % course < 2 || (x + shift) % (course * 2) < 2;
     if mortar {
         Rgb([190, 185, 175])
@@ -134,15 +134,16 @@ fn draw_poster(image: &mut RgbImage, seed: u32, offset: f32) {
             } else {
                 py > ph * 5 / 6 && py < ph * 15 / 16
             };
-            let pixel = if title_band && px > pw / 8 && px < pw * 7 / 8 && (px / 6) % 2 == 0 {
-                Rgb([245, 240, 230])
-            } else if let Some((_, _, _, _, c)) = block {
-                *c
-            } else if in_disc {
-                disc_colour
-            } else {
-                field
-            };
+            let pixel =
+                if title_band && px > pw / 8 && px < pw * 7 / 8 && (px / 6).is_multiple_of(2) {
+                    Rgb([245, 240, 230])
+                } else if let Some((_, _, _, _, c)) = block {
+                    *c
+                } else if in_disc {
+                    disc_colour
+                } else {
+                    field
+                };
             image.put_pixel(x as u32, y as u32, pixel);
         }
     }

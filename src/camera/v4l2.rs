@@ -72,6 +72,7 @@ fn layout(format: FrameFormat) -> Layout {
         FrameFormat::NV12 => Layout::Nv12,
         FrameFormat::GRAY => Layout::Gray,
         FrameFormat::RAWRGB => Layout::Rgb,
+        FrameFormat::RAWBGR => Layout::Bgr,
     }
 }
 
