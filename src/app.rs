@@ -4,6 +4,7 @@
 //! ```text
 //! HTTP upload ───┐
 //! MQTT ingest ───┤
+//! cameras ───────┤
 //! watched folder ┴─(bounded mpsc<Poster>, inference.queue_size)─> N classify threads
 //!     decode → thumbnail → model → StoreHandle::record (poster + classification
 //!     + outbox row, one transaction) → PublishHandle::outbox_written → reply
@@ -18,6 +19,7 @@
 //! finishes its queue and closes the database. A result committed to the
 //! outbox and not yet published is delivered by the next start.
 
+use crate::camera::{self, CameraRegistry, Cameras, RunnerOptions};
 use crate::config::Config;
 use crate::ingest::http::{body_limit, HttpState};
 use crate::ingest::watch::{WatchOptions, Watcher};
@@ -64,6 +66,8 @@ pub struct Running {
     pub publish: PublishHandle,
     /// The pipeline's counters.
     pub metrics: Arc<Metrics>,
+    /// The cameras' status and capture requests.
+    pub cameras: CameraRegistry,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -143,6 +147,9 @@ pub async fn start(
         )?),
         None => None,
     };
+    // Checked before anything starts too: a source this build cannot read
+    // (a V4L2 device without the `camera` feature) fails the start.
+    let camera_setups = camera::setups_from_config(&cfg).map_err(anyhow::Error::msg)?;
 
     let (live, _) = tokio::sync::broadcast::channel::<PosterEvent>(web::LIVE_BUFFER);
     let opts = PublishOptions::from_config(&cfg, classifier.name())?;
@@ -172,6 +179,16 @@ pub async fn start(
     if let Some(watcher) = watcher {
         inputs.spawn(watcher.run(shutdown.clone()));
     }
+    let cameras = Cameras::start(camera_setups, &posters, &shutdown, RunnerOptions::default())
+        .context("starting the camera threads")?;
+    let camera_registry = cameras.registry();
+    metrics.attach_cameras(camera_registry.clone());
+    inputs.spawn(camera::availability::run(
+        cameras,
+        publish.clone(),
+        Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id),
+        shutdown.clone(),
+    ));
     let http_state = HttpState {
         posters: posters.clone(),
         store: store.clone(),
@@ -180,9 +197,17 @@ pub async fn start(
         max_upload_bytes: cfg.http.max_upload_bytes,
         model: classifier.name().to_owned(),
     };
-    let app = web::router(web_state(&cfg, &model_dir, &classifier, http_state, live)?).layer(
-        axum::extract::DefaultBodyLimit::max(body_limit(cfg.http.max_upload_bytes)),
-    );
+    let web = web_state(
+        &cfg,
+        &model_dir,
+        &classifier,
+        http_state,
+        live,
+        camera_registry.clone(),
+    )?;
+    let app = web::router(web).layer(axum::extract::DefaultBodyLimit::max(body_limit(
+        cfg.http.max_upload_bytes,
+    )));
     let stop_http = shutdown.clone();
     let http_task = inputs.spawn(async move {
         axum::serve(
@@ -195,6 +220,7 @@ pub async fn start(
     inputs.spawn(forward_mqtt_ingest(
         inbound,
         posters,
+        camera_registry.clone(),
         shutdown.clone(),
         Arc::clone(&metrics),
     ));
@@ -243,6 +269,7 @@ pub async fn start(
         addr,
         publish,
         metrics,
+        cameras: camera_registry,
         task: tokio::spawn(stages.supervise()),
     })
 }
@@ -254,6 +281,7 @@ fn web_state(
     classifier: &Classifier,
     http: HttpState,
     live: tokio::sync::broadcast::Sender<PosterEvent>,
+    cameras: crate::camera::CameraRegistry,
 ) -> anyhow::Result<WebState> {
     let manifest = crate::model::manifest::Manifest::load(model_dir)
         .with_context(|| format!("reading the model manifest in {}", model_dir.display()))?;
@@ -285,6 +313,7 @@ fn web_state(
         device_id: Arc::from(cfg.device_id.as_str()),
         started: Instant::now(),
         listen_loopback: loopback,
+        cameras,
     })
 }
 
@@ -662,10 +691,12 @@ impl Worker {
 /// Images published on `<prefix>/<device_id>/ingest` become posters.
 /// When the queue is full this waits: the publisher's inbound queue then
 /// fills and it drops (and counts) further images, rather than this task
-/// growing memory.
+/// growing memory. Requests on `<prefix>/<device_id>/capture` go to the
+/// cameras; the result is published like any other.
 async fn forward_mqtt_ingest(
     mut inbound: mpsc::Receiver<Inbound>,
     posters: mpsc::Sender<Poster>,
+    cameras: CameraRegistry,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
@@ -696,8 +727,19 @@ async fn forward_mqtt_ingest(
                     sent = posters.send(poster) => if sent.is_err() { return },
                 }
             }
-            Some(Inbound::Capture(_)) => {
-                debug!("capture request ignored: no camera is configured in this build");
+            Some(Inbound::Capture(payload)) => {
+                let cameras = cameras.clone();
+                // Its own task: waiting for a frame must not hold up ingest.
+                tokio::spawn(async move {
+                    let name = match camera::availability::capture_target(&payload) {
+                        Ok(name) => name,
+                        Err(reason) => return warn!(%reason, "MQTT capture request refused"),
+                    };
+                    match cameras.queue_capture(name.as_deref()).await {
+                        Ok(_) => debug!(camera = ?name, "MQTT capture queued"),
+                        Err(err) => warn!(error = %err, "MQTT capture request refused"),
+                    }
+                });
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod app;
+pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod dataset;

@@ -5,10 +5,11 @@
 //! are atomics or a mutex-guarded map per label set (labels are few and
 //! bounded: the sources and the error kinds).
 
+use crate::camera::CameraRegistry;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Upper bounds of the inference latency buckets, in seconds: from a fast
@@ -23,6 +24,8 @@ pub struct Metrics {
     posters_by_source: Mutex<BTreeMap<String, u64>>,
     errors_by_kind: Mutex<BTreeMap<&'static str, u64>>,
     latency: Histogram,
+    /// The cameras, once started; their counters are read at scrape time.
+    cameras: OnceLock<CameraRegistry>,
 }
 
 /// What the pipeline knows at scrape time, besides the counters.
@@ -184,7 +187,73 @@ impl Metrics {
         let sum = self.latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum {sum}");
         let _ = writeln!(out, "{name}_count {count}");
+        if let Some(cameras) = self.cameras.get() {
+            render_cameras(&mut out, &cameras.snapshot());
+        }
         out
+    }
+
+    /// Report these cameras' counters from now on (once; later calls are
+    /// ignored).
+    pub fn attach_cameras(&self, cameras: CameraRegistry) {
+        let _ = self.cameras.set(cameras);
+    }
+}
+
+fn render_cameras(out: &mut String, cameras: &[crate::camera::CameraStatus]) {
+    if cameras.is_empty() {
+        return;
+    }
+    type Field = fn(&crate::camera::CameraStatus) -> u64;
+    let series: [(&str, &str, &str, Field); 6] = [
+        (
+            "marquee_camera_online",
+            "gauge",
+            "1 while the camera delivers frames.",
+            |c| u64::from(c.online),
+        ),
+        (
+            "marquee_camera_frames_total",
+            "counter",
+            "Frames received.",
+            |c| c.frames,
+        ),
+        (
+            "marquee_camera_bad_frames_total",
+            "counter",
+            "Frames that could not be decoded.",
+            |c| c.bad_frames,
+        ),
+        (
+            "marquee_camera_captures_total",
+            "counter",
+            "Posters captured and queued.",
+            |c| c.captures,
+        ),
+        (
+            "marquee_camera_dropped_total",
+            "counter",
+            "Captures replaced while the queue was full.",
+            |c| c.dropped,
+        ),
+        (
+            "marquee_camera_reconnects_total",
+            "counter",
+            "Times the camera came back after going away.",
+            |c| c.reconnects,
+        ),
+    ];
+    for (name, kind, help, field) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for camera in cameras {
+            let _ = writeln!(
+                out,
+                "{name}{{camera=\"{}\"}} {}",
+                escape(&camera.name),
+                field(camera)
+            );
+        }
     }
 }
 

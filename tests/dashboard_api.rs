@@ -313,6 +313,8 @@ async fn the_openapi_document_describes_every_api_route() {
         ("/api/v1/map", "get"),
         ("/api/v1/impact", "get"),
         ("/api/v1/model", "get"),
+        ("/api/v1/cameras", "get"),
+        ("/api/v1/capture", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -673,5 +675,77 @@ async fn the_live_feed_streams_each_stored_result() {
         seen.extend_from_slice(&buf[..n]);
     }
     drop(stream);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_page_shows_status_and_captures_behind_the_login() {
+    let hash = hash_password(PASSWORD).unwrap();
+    let daemon = Daemon::start(|cfg| {
+        cfg.dashboard.password_hash = Some(hash);
+        cfg.cameras = vec![marquee::config::CameraConfig {
+            name: "wall".into(),
+            source: "synthetic:demo".into(),
+            ..Default::default()
+        }];
+    })
+    .await;
+    // Capturing needs a login like every change.
+    assert_eq!(daemon.post("/api/v1/capture", &[], b"").await.status, 401);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = format!("password={PASSWORD}&next=%2Fcameras");
+    let cookie = session_cookie(&daemon.post("/login", &form, body.as_bytes()).await);
+    let page = daemon.get("/cameras", &[("cookie", &cookie)]).await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("data-camera=\"wall\""), "{text}");
+    let csrf = csrf_of(&text);
+    let list = ok_json(&daemon.get("/api/v1/cameras", &[("cookie", &cookie)]).await);
+    assert_eq!(list["cameras"][0]["name"], "wall");
+    // The Capture button, once the camera delivers frames.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = ok_json(&daemon.get("/api/v1/cameras", &[("cookie", &cookie)]).await);
+        if list["cameras"][0]["online"] == true {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "camera never online: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let forged = daemon
+        .post(
+            "/cameras/capture",
+            &[("cookie", &cookie), form[0]],
+            b"camera=wall",
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let captured = daemon
+        .post(
+            "/cameras/capture",
+            &[("cookie", &cookie), form[0]],
+            format!("csrf={csrf}&camera=wall").as_bytes(),
+        )
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text());
+    assert!(captured.text().contains("tag-result"));
+    let unknown = daemon
+        .post(
+            "/cameras/capture",
+            &[("cookie", &cookie), form[0]],
+            format!("csrf={csrf}&camera=door").as_bytes(),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.text().contains("no camera named"));
+    let history = ok_json(
+        &daemon
+            .get("/api/v1/history?source=camera:wall", &[("cookie", &cookie)])
+            .await,
+    );
+    assert!(history["total"].as_u64().unwrap() >= 1);
     daemon.stop().await;
 }

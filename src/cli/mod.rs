@@ -1,6 +1,7 @@
 //! Command-line interface: one module per sub-command.
 
 mod bench;
+mod bench_camera;
 mod classify;
 mod config_check;
 mod dashboard;
@@ -50,6 +51,8 @@ pub enum Command {
         #[command(subcommand)]
         action: dashboard::DashboardCommand,
     },
+    /// Time the camera's change detection per frame (and JPEG decoding).
+    BenchCamera(bench_camera::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,5 +137,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Dashboard { action }) => dashboard::run(action),
+        Some(Command::BenchCamera(args)) => bench_camera::run(&args),
     }
 }

@@ -22,7 +22,7 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// Settings every `[[camera]]` falls back to; the board profile sets them.
     pub camera_defaults: CameraDefaults,
-    /// `[[camera]]` tables. Validated now, used by the camera issue later.
+    /// `[[camera]]` tables: each one is watched by `camera::Cameras`.
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -257,7 +257,7 @@ impl ModelVariant {
 }
 
 /// How a camera takes pictures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraMode {
     /// A frame only when asked (button, HTTP or MQTT trigger).
@@ -267,6 +267,11 @@ pub enum CameraMode {
 }
 
 /// `[camera_defaults]`: what a `[[camera]]` gets for each setting it omits.
+///
+/// The change-detection thresholds are "difference scores": the mean
+/// absolute difference of two normalised 32x24 grayscale thumbnails of the
+/// region of interest, 0 for identical pictures and about 1 for unrelated
+/// ones (see `camera::change`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CameraDefaults {
@@ -274,6 +279,17 @@ pub struct CameraDefaults {
     pub height: u32,
     pub fps: u32,
     pub mode: CameraMode,
+    /// Continuous mode: how long a changed scene must hold still before it
+    /// is captured. Long enough for a hand to let go of the poster.
+    pub settle_ms: u64,
+    /// Continuous mode: consecutive frames closer than this are "still".
+    pub motion_threshold: f32,
+    /// Continuous mode: a settled scene at least this far from the previous
+    /// settled scene is a new presentation.
+    pub change_threshold: f32,
+    /// Continuous mode: a scene whose thumbnail has less structure than this
+    /// (mean neighbour difference, in gray levels) is an empty wall.
+    pub min_structure: f32,
 }
 
 impl Default for CameraDefaults {
@@ -283,6 +299,10 @@ impl Default for CameraDefaults {
             height: 720,
             fps: 15,
             mode: CameraMode::OnDemand,
+            settle_ms: 700,
+            motion_threshold: 0.08,
+            change_threshold: 0.25,
+            min_structure: 4.0,
         }
     }
 }
@@ -291,14 +311,24 @@ impl Default for CameraDefaults {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CameraConfig {
-    /// Unique; used as the poster's source (`camera:<name>`).
+    /// Unique; used as the poster's source (`camera:<name>`) and in topics.
     pub name: String,
-    /// A device node (`/dev/video0`) or a stream URL.
+    /// `/dev/video0` or `v4l2:0` (needs the `camera` cargo feature), an
+    /// `http://` snapshot or MJPEG URL (`mjpeg+http://` forces MJPEG), or
+    /// `synthetic:demo` (a drawn scene, for trying the appliance out).
     pub source: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fps: Option<u32>,
     pub mode: Option<CameraMode>,
+    /// Region of interest `[x, y, width, height]` as fractions of the frame
+    /// (0.0 to 1.0), so it survives a change of resolution. Only this part
+    /// is watched for changes and sent to the model.
+    pub roi: Option<[f64; 4]>,
+    pub settle_ms: Option<u64>,
+    pub motion_threshold: Option<f32>,
+    pub change_threshold: Option<f32>,
+    pub min_structure: Option<f32>,
 }
 
 /// A camera with every default filled in.
@@ -310,6 +340,12 @@ pub struct CameraSettings {
     pub height: u32,
     pub fps: u32,
     pub mode: CameraMode,
+    /// Fractions of the frame; `None` is the whole frame.
+    pub roi: Option<[f64; 4]>,
+    pub settle_ms: u64,
+    pub motion_threshold: f32,
+    pub change_threshold: f32,
+    pub min_structure: f32,
 }
 
 impl CameraConfig {
@@ -322,6 +358,11 @@ impl CameraConfig {
             height: self.height.unwrap_or(defaults.height),
             fps: self.fps.unwrap_or(defaults.fps),
             mode: self.mode.unwrap_or(defaults.mode),
+            roi: self.roi,
+            settle_ms: self.settle_ms.unwrap_or(defaults.settle_ms),
+            motion_threshold: self.motion_threshold.unwrap_or(defaults.motion_threshold),
+            change_threshold: self.change_threshold.unwrap_or(defaults.change_threshold),
+            min_structure: self.min_structure.unwrap_or(defaults.min_structure),
         }
     }
 }

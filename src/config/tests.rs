@@ -446,3 +446,55 @@ fn dashboard_credentials_are_checked_and_never_plain() {
     assert!(config.dashboard.auth_required());
     assert_eq!(config.dashboard.api_token_sha256, vec![token]);
 }
+
+#[test]
+fn camera_keys_and_values_are_checked_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LoadOptions {
+        config_file: Some(dir.path().join("site.toml")),
+        ..hermetic(dir.path())
+    };
+    let camera = "[[camera]]\nname = \"door\"\nsource = \"http://cam/snap.jpg\"\n";
+    write(dir.path(), "site.toml", &format!("{camera}settle = 500\n"));
+    let err = load_err(&opts);
+    assert!(
+        err.contains("settle") && err.contains("unknown field"),
+        "{err}"
+    );
+
+    write(
+        dir.path(),
+        "site.toml",
+        &format!("{camera}roi = [0.5, 0.5, 0.8, 0.2]\nmode = \"continuous\"\n"),
+    );
+    let err = load_err(&opts);
+    assert!(err.contains("`camera[0].roi`"), "{err}");
+    assert!(err.contains("runs past the frame"), "{err}");
+
+    write(
+        dir.path(),
+        "site.toml",
+        "[[camera]]\nname = \"door\"\nsource = \"rtsp://cam/stream\"\n\
+         [camera_defaults]\nchange_threshold = 5.0\n",
+    );
+    let err = load_err(&opts);
+    assert!(
+        err.contains("`camera[0].source`") && err.contains("RTSP"),
+        "{err}"
+    );
+    assert!(err.contains("`camera_defaults.change_threshold`"), "{err}");
+
+    write(
+        dir.path(),
+        "site.toml",
+        &format!("{camera}roi = [0.1, 0.2, 0.5, 0.6]\nsettle_ms = 400\n"),
+    );
+    let (config, _) = Config::load(&opts).unwrap();
+    let camera = config.cameras[0].resolve(&config.camera_defaults);
+    assert_eq!(camera.roi, Some([0.1, 0.2, 0.5, 0.6]));
+    assert_eq!(camera.settle_ms, 400);
+    assert_eq!(
+        camera.change_threshold,
+        CameraDefaults::default().change_threshold
+    );
+}

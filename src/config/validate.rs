@@ -4,6 +4,7 @@
 
 use super::error::Problem;
 use super::schema::{CameraConfig, Config, DashboardConfig, MqttConfig};
+use crate::camera::SourceSpec;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -182,6 +183,14 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     report.range("camera_defaults.width", defaults.width, 16, 8192);
     report.range("camera_defaults.height", defaults.height, 16, 8192);
     report.range("camera_defaults.fps", defaults.fps, 1, 120);
+    detection(
+        &mut report,
+        "camera_defaults.",
+        Some(defaults.settle_ms),
+        Some(defaults.motion_threshold),
+        Some(defaults.change_threshold),
+        Some(defaults.min_structure),
+    );
     cameras(&mut report, &config.cameras);
 
     report.0
@@ -315,11 +324,8 @@ fn cameras(report: &mut Report, cameras: &[CameraConfig]) {
                 format!("`{}` is used by another camera", camera.name),
             );
         }
-        if camera.source.is_empty() {
-            report.add(
-                key("source"),
-                "must name a device (/dev/video0) or a stream URL",
-            );
+        if let Err(reason) = SourceSpec::parse(&camera.source) {
+            report.add(key("source"), reason);
         }
         if let Some(width) = camera.width {
             report.range(&key("width"), width, 16, 8192);
@@ -329,6 +335,71 @@ fn cameras(report: &mut Report, cameras: &[CameraConfig]) {
         }
         if let Some(fps) = camera.fps {
             report.range(&key("fps"), fps, 1, 120);
+        }
+        if let Some(roi) = camera.roi {
+            if let Some(reason) = roi_problem(roi) {
+                report.add(key("roi"), reason);
+            }
+        }
+        detection(
+            report,
+            &format!("camera[{i}]."),
+            camera.settle_ms,
+            camera.motion_threshold,
+            camera.change_threshold,
+            camera.min_structure,
+        );
+    }
+}
+
+/// Why `[x, y, width, height]` is not a region inside the frame, if it is not.
+fn roi_problem([x, y, w, h]: [f64; 4]) -> Option<String> {
+    let fractions = [x, y, w, h]
+        .iter()
+        .all(|v| v.is_finite() && (0.0..=1.0).contains(v));
+    if !fractions {
+        Some(format!(
+            "[{x}, {y}, {w}, {h}]: use fractions of the frame from 0.0 to 1.0, \
+             as [x, y, width, height]"
+        ))
+    } else if w < 0.05 || h < 0.05 {
+        Some(format!(
+            "[{x}, {y}, {w}, {h}]: width and height must be at least 0.05 of the frame"
+        ))
+    } else if x + w > 1.0 + 1e-9 || y + h > 1.0 + 1e-9 {
+        Some(format!(
+            "[{x}, {y}, {w}, {h}]: the region runs past the frame (x + width and \
+             y + height must be at most 1.0)"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The change-detection settings, where they are set.
+fn detection(
+    report: &mut Report,
+    prefix: &str,
+    settle_ms: Option<u64>,
+    motion: Option<f32>,
+    change: Option<f32>,
+    structure: Option<f32>,
+) {
+    if let Some(settle_ms) = settle_ms {
+        report.range(&format!("{prefix}settle_ms"), settle_ms, 100, 60_000);
+    }
+    let floats = [
+        ("motion_threshold", motion, 0.001, 2.0),
+        ("change_threshold", change, 0.01, 2.0),
+        ("min_structure", structure, 0.0, 100.0),
+    ];
+    for (name, value, min, max) in floats {
+        let Some(value) = value else { continue };
+        let key = format!("{prefix}{name}");
+        if value.is_nan() {
+            report.add(key, format!("must be a number from {min} to {max}"));
+        } else {
+            report.range(&key, value, min, max);
         }
     }
 }

@@ -6,8 +6,7 @@
 //! | `POST /api/v1/posters` | [`http`] | 503 with `Retry-After` (the client retries) |
 //! | `<prefix>/<device_id>/ingest` | `app.rs` (forwarder) | waits; the publisher's inbound queue then drops and counts |
 //! | `[watch] dir` | [`watch`] | waits (`send().await`): the file stays on disk until there is room |
-//!
-//! Not built yet: the camera.
+//! | `[[camera]]` | [`crate::camera`] | on demand: 503; continuous: the newest capture waits, older ones are dropped and counted |
 
 pub mod http;
 pub mod watch;

@@ -43,7 +43,7 @@ pub fn announcements(
         entity["payload_not_available"] = json!("offline");
         entity
     };
-    let entities = [
+    let mut entities = vec![
         (
             "sensor",
             "last_genres",
@@ -100,9 +100,33 @@ pub fn announcements(
             }),
         ),
     ];
+    for camera in &opts.cameras {
+        entities.push((
+            "binary_sensor",
+            // The object id becomes `camera_<name>` (see `object_suffix`).
+            "camera",
+            available(json!({
+                "name": format!("Camera {camera}"),
+                "state_topic": topics.camera_available(camera),
+                "payload_on": "online",
+                "payload_off": "offline",
+                "device_class": "connectivity",
+                "icon": "mdi:camera",
+                "object_suffix": camera,
+            })),
+        ));
+    }
     entities
         .into_iter()
         .map(|(component, object, mut config)| {
+            // A camera's entity is `camera_<name>`.
+            let object = match config
+                .as_object_mut()
+                .and_then(|c| c.remove("object_suffix"))
+            {
+                Some(Value::String(suffix)) => format!("{object}_{suffix}"),
+                _ => object.to_owned(),
+            };
             config["unique_id"] = json!(format!("{dev}_{object}"));
             config["device"] = device.clone();
             config["origin"] = origin.clone();
@@ -145,5 +169,17 @@ mod tests {
         }
         let status: Value = serde_json::from_slice(&all[3].payload).unwrap();
         assert!(status.get("availability_topic").is_none());
+
+        opts.cameras = vec!["desk".into()];
+        let all = announcements("homeassistant", &opts, &topics).unwrap();
+        let camera = all.last().unwrap();
+        assert_eq!(
+            camera.topic,
+            "homeassistant/binary_sensor/lobby/camera_desk/config"
+        );
+        let v: Value = serde_json::from_slice(&camera.payload).unwrap();
+        assert_eq!(v["state_topic"], "marquee/lobby/camera/desk/available");
+        assert_eq!(v["unique_id"], "lobby_camera_desk");
+        assert!(v.get("object_suffix").is_none());
     }
 }

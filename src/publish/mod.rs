@@ -8,6 +8,8 @@
 //! (`online` retained on connect; `offline` retained as the last will and on
 //! graceful shutdown), `poster` (one [`PosterEvent`] per result, QoS 1),
 //! `last` (the newest event, retained), `stats` ([`Stats`], retained),
+//! `camera/<name>/available` (per camera, retained, through
+//! [`PublishHandle::set_retained`]),
 //! and the inputs `ingest` / `capture`, handed out as [`Inbound`]. Discovery
 //! configs go under `<discovery_prefix>/` and are sent again whenever Home
 //! Assistant publishes `online` on `<discovery_prefix>/status`.
@@ -43,6 +45,7 @@ mod event;
 mod options;
 mod outbox;
 mod session;
+mod states;
 mod status;
 mod store_outbox;
 mod tls;
@@ -61,6 +64,7 @@ use bytes::Bytes;
 use connection::{Driver, Routes};
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use session::{Session, State};
+use states::RetainedStates;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -88,6 +92,7 @@ const EVENTS_CAPACITY: usize = 256;
 pub struct PublishHandle {
     wake: Arc<Notify>,
     status: Arc<PublishStatus>,
+    states: Arc<RetainedStates>,
 }
 
 impl PublishHandle {
@@ -95,6 +100,20 @@ impl PublishHandle {
     /// instead of at its next one-second poll.
     pub fn outbox_written(&self) {
         self.wake.notify_one();
+    }
+
+    /// Publish `payload` retained on `topic` now (when connected) and again
+    /// after every reconnect; only changes are sent. For state other
+    /// modules own, such as a camera's `online`/`offline`.
+    pub fn set_retained(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) {
+        if self.states.set(topic.into(), payload.into()) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The value last given to [`set_retained`](Self::set_retained) for `topic`.
+    pub fn retained(&self, topic: &str) -> Option<Vec<u8>> {
+        self.states.get(topic)
     }
 
     /// Broker connection, in-flight and published counts, last error.
@@ -139,6 +158,7 @@ impl<O: Outbox> Publisher<O> {
         let (inbound_tx, inbound_rx) = mpsc::channel(opts.inbound_capacity.max(1));
         let status = Arc::new(PublishStatus::default());
         let wake = Arc::new(Notify::new());
+        let states = Arc::new(RetainedStates::default());
         let ha_status = opts.discovery_prefix.as_deref().map(ha_status_topic);
         let announcements = match &opts.discovery_prefix {
             Some(prefix) => announcements(prefix, &opts, &topics)?,
@@ -165,6 +185,7 @@ impl<O: Outbox> Publisher<O> {
             ha_status,
             status: Arc::clone(&status),
             wake: Arc::clone(&wake),
+            states: Arc::clone(&states),
             model: opts.model.clone(),
             window,
             max_outbound_bytes: opts.max_outbound_bytes,
@@ -173,7 +194,11 @@ impl<O: Outbox> Publisher<O> {
             shutdown_grace: opts.shutdown_grace,
             state: State::default(),
         };
-        let handle = PublishHandle { wake, status };
+        let handle = PublishHandle {
+            wake,
+            status,
+            states,
+        };
         Ok((Self { driver, session }, handle, inbound_rx))
     }
 

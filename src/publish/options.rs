@@ -28,6 +28,8 @@ pub struct PublishOptions {
     pub discovery_prefix: Option<String>,
     /// The model name and variant, for stats and the HA device.
     pub model: String,
+    /// Camera names: each gets an availability entity in discovery.
+    pub cameras: Vec<String>,
     /// Outbox rows published but not yet acknowledged, at most. Bounds what a
     /// reconnect has to resend and keeps well under the broker's own limit.
     pub window: usize,
@@ -77,6 +79,7 @@ impl PublishOptions {
             stats_interval: Duration::from_secs(60),
             discovery_prefix: Some("homeassistant".to_owned()),
             model: String::new(),
+            cameras: Vec::new(),
             window: 32,
             inbound_capacity: 16,
             max_inbound_bytes: 21 * 1024 * 1024,
@@ -112,6 +115,7 @@ impl PublishOptions {
         opts.stats_interval = Duration::from_secs(u64::from(mqtt.stats_interval_s.max(1)));
         opts.discovery_prefix = mqtt.discovery.then(|| mqtt.discovery_prefix.clone());
         opts.model = model.into();
+        opts.cameras = config.cameras.iter().map(|c| c.name.clone()).collect();
         // An image over the upload limit is refused by the ingest module
         // with a clear message; the MQTT limit sits above it (plus room for
         // the packet header) so such an image does not cost the connection.

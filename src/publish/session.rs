@@ -14,6 +14,7 @@ use super::discovery::Announcement;
 use super::error::PublishError;
 use super::event::{mark_replayed, Stats};
 use super::outbox::{Outbox, OutboxRow};
+use super::states::RetainedStates;
 use super::status::PublishStatus;
 use super::topics::Topics;
 use super::tracker::{Sent, Tracker};
@@ -41,6 +42,7 @@ pub struct Session<O> {
     pub ha_status: Option<String>,
     pub status: Arc<PublishStatus>,
     pub wake: Arc<Notify>,
+    pub states: Arc<RetainedStates>,
     pub model: String,
     pub window: usize,
     pub max_outbound_bytes: usize,
@@ -157,6 +159,7 @@ impl<O: Outbox> Session<O> {
                 Step::Work => self.state.maybe_more = true,
                 Step::Stats => self.publish_stats().await,
             }
+            self.publish_states();
             self.flush_marks().await;
             self.fill().await;
         }
@@ -212,6 +215,8 @@ impl<O: Outbox> Session<O> {
         if let Err(e) = self.client.try_subscribe_many(filters) {
             warn!(error = %e, "could not subscribe to ingest/capture topics");
         }
+        self.states.mark_all_dirty();
+        self.publish_states();
         self.announce();
         if let Some(last) = self.state.last_event.clone() {
             self.publish_control(&self.topics.last.clone(), last, false);
@@ -354,6 +359,18 @@ impl<O: Outbox> Session<O> {
         }
     }
 
+    /// Hand the changed retained states to rumqttc (while connected).
+    fn publish_states(&mut self) {
+        if self.state.connected_at_ms.is_none() {
+            return;
+        }
+        for (topic, payload) in self.states.take_dirty() {
+            if !self.publish_control(&topic, payload, false) {
+                self.states.retry(&topic);
+            }
+        }
+    }
+
     fn announce(&mut self) {
         for a in self.announcements.clone() {
             self.publish_control(&a.topic, a.payload, false);
@@ -434,6 +451,7 @@ impl<O: Outbox> Session<O> {
         tokio::pin!(grace);
         self.state.maybe_more = true;
         loop {
+            self.publish_states();
             self.flush_marks().await;
             self.fill().await;
             let drained = !self.state.maybe_more && self.state.tracker.rows_in_flight() == 0;
@@ -449,6 +467,9 @@ impl<O: Outbox> Session<O> {
                 },
             }
         }
+        // The inputs stopped before the publisher: their final states
+        // (cameras offline) go out before the device's own `offline`.
+        self.publish_states();
         if self.publish_control(&self.topics.available.clone(), b"offline".to_vec(), true) {
             let goodbye = tokio::time::sleep(GOODBYE_TIMEOUT);
             tokio::pin!(goodbye);

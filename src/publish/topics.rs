@@ -15,6 +15,8 @@ pub struct Topics {
     pub ingest: String,
     /// Capture requests for the camera (consumed by the ingest module).
     pub capture: String,
+    /// `<prefix>/<device_id>/camera`: `<camera>/available` lives under it.
+    pub camera_base: String,
 }
 
 impl Topics {
@@ -29,7 +31,13 @@ impl Topics {
             stats: format!("{base}/stats"),
             ingest: format!("{base}/ingest"),
             capture: format!("{base}/capture"),
+            camera_base: format!("{base}/camera"),
         }
+    }
+
+    /// `online` / `offline` of one camera, retained.
+    pub fn camera_available(&self, camera: &str) -> String {
+        format!("{}/{camera}/available", self.camera_base)
     }
 }
 
@@ -52,6 +60,10 @@ mod tests {
         assert_eq!(t.stats, "marquee/lobby/stats");
         assert_eq!(t.ingest, "marquee/lobby/ingest");
         assert_eq!(t.capture, "marquee/lobby/capture");
+        assert_eq!(
+            t.camera_available("desk"),
+            "marquee/lobby/camera/desk/available"
+        );
         assert_eq!(ha_status_topic("homeassistant"), "homeassistant/status");
     }
 }

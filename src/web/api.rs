@@ -73,6 +73,41 @@ pub fn router() -> OpenApiRouter<WebState> {
         .routes(routes!(poster_map))
         .routes(routes!(impact))
         .routes(routes!(model))
+        .routes(routes!(cameras))
+        .routes(routes!(capture))
+}
+
+/// `{"cameras": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct CameraList {
+    pub cameras: Vec<crate::camera::CameraStatus>,
+}
+
+/// Every configured camera: online, last error, frames, captures, reconnects.
+#[utoipa::path(get, path = "/api/v1/cameras", tag = "cameras",
+    responses((status = 200, body = CameraList)))]
+async fn cameras(State(state): State<WebState>) -> Response {
+    crate::camera::api::list(State(state.cameras.clone())).await
+}
+
+/// Capture a frame now and answer its classification (as `POST
+/// /api/v1/posters` does); the result also goes out on MQTT.
+#[utoipa::path(post, path = "/api/v1/capture", tag = "cameras",
+    params(crate::camera::api::Which),
+    request_body(content = Option<crate::camera::api::Which>, description = "Optional: {\"camera\": \"NAME\"}"),
+    responses(
+        (status = 200, body = PosterEvent),
+        (status = 400, description = "Malformed body", body = ApiError),
+        (status = 404, description = "No such camera, or none configured", body = ApiError),
+        (status = 502, description = "The camera sent a frame that is not an image", body = ApiError),
+        (status = 503, description = "Camera offline or queue full (Retry-After)", body = ApiError),
+    ))]
+async fn capture(
+    State(state): State<WebState>,
+    query: Query<crate::camera::api::Which>,
+    body: bytes::Bytes,
+) -> Response {
+    crate::camera::api::capture(State(state.cameras.clone()), query, body).await
 }
 
 /// A JSON error: `{"error": "what failed and what to do"}`.

@@ -61,6 +61,8 @@ pub struct WebState {
     pub started: Instant,
     /// Whether `http.listen` is a loopback address (no warning banner then).
     pub listen_loopback: bool,
+    /// The configured cameras (status, capture on demand).
+    pub cameras: crate::camera::CameraRegistry,
 }
 
 /// The whole HTTP surface: pages, API, OpenAPI document, health, assets.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod camera_server;
 pub mod http;
 pub mod webdriver;
 
