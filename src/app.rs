@@ -309,6 +309,7 @@ fn web_state(
         config: Arc::new(cfg.dashboard.clone()),
         auth: web::auth::Auth::new(&cfg.dashboard),
         map: web::data::MapCache::default(),
+        latest: web::data::LatestCache::default(),
         samples: Arc::new(web::samples::all()),
         device_id: Arc::from(cfg.device_id.as_str()),
         started: Instant::now(),

@@ -265,3 +265,37 @@ impl Store {
             .ctx("reading a date")
     }
 }
+
+impl Store {
+    /// Classifications with an id over `after_id`, oldest first (the
+    /// dashboard's cache of each poster's latest one catches up with these).
+    pub fn classifications_after(
+        &self,
+        after_id: i64,
+    ) -> Result<Vec<ClassificationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CLASSIFICATION_COLUMNS} FROM classifications c WHERE c.id > ?1 ORDER BY c.id"
+        );
+        let raw: Vec<RawClassification> = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([after_id], RawClassification::from_row)?
+                    .collect()
+            })
+            .ctx("reading new classifications")?;
+        raw.into_iter().map(RawClassification::decode).collect()
+    }
+
+    /// `(count, smallest id, largest id)` of the classifications: a change
+    /// other than appended rows (retention) shows in the count or the minimum.
+    pub fn classification_bounds(&self) -> Result<(u64, i64, i64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) FROM classifications",
+                [],
+                |row| Ok((count(row.get(0)?), row.get(1)?, row.get(2)?)),
+            )
+            .ctx("reading the history's bounds")
+    }
+}

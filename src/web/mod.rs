@@ -56,6 +56,7 @@ pub struct WebState {
     pub config: Arc<DashboardConfig>,
     pub auth: auth::Auth,
     pub map: data::MapCache,
+    pub latest: data::LatestCache,
     pub samples: Arc<Vec<samples::Sample>>,
     pub device_id: Arc<str>,
     pub started: Instant,

@@ -18,6 +18,9 @@ use bytes::Bytes;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+/// Dots drawn on the poster map at most (outliers always are).
+const MAP_DRAWN: usize = 1200;
+
 pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/", get(live))
@@ -668,11 +671,17 @@ async fn map(State(state): State<WebState>, Extension(access): Extension<Access>
                 .iter()
                 .map(|p| format!("/posters/{}", p.poster_id))
                 .collect();
+            // Every outlier, and an even sample of the rest: the page stays
+            // light on a phone whatever the number of posters.
+            let step = view.map.points.len().div_ceil(MAP_DRAWN).max(1);
             let dots: Vec<MapDot<'_>> = view
                 .map
                 .points
                 .iter()
                 .zip(&hrefs)
+                .enumerate()
+                .filter(|(i, (p, _))| p.outlier || i % step == 0)
+                .map(|(_, pair)| pair)
                 .map(|(p, href)| MapDot {
                     x: p.x,
                     y: p.y,
