@@ -58,29 +58,6 @@ fn count(n: i64) -> u64 {
 }
 
 impl Store {
-    /// Each poster's latest classification, optionally only posters last
-    /// classified at or after `since_ms`. Oldest first.
-    pub fn latest_classifications(
-        &self,
-        since_ms: Option<i64>,
-    ) -> Result<Vec<ClassificationRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {CLASSIFICATION_COLUMNS} FROM classifications c
-             WHERE c.id IN (SELECT max(id) FROM classifications GROUP BY poster_id)
-               AND c.created_at >= ?1
-             ORDER BY c.id"
-        );
-        let raw: Vec<RawClassification> = self
-            .conn
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| {
-                stmt.query_map([since_ms.unwrap_or(i64::MIN)], RawClassification::from_row)?
-                    .collect()
-            })
-            .ctx("reading the latest classifications")?;
-        raw.into_iter().map(RawClassification::decode).collect()
-    }
-
     /// Sightings per local day and genre since `since_ms`, oldest day first.
     pub fn counts_by_day(&self, since_ms: i64) -> Result<Vec<DayCounts>, StoreError> {
         let totals: Vec<(String, i64)> = self

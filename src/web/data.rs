@@ -426,15 +426,10 @@ pub async fn impact(state: &WebState, query: ImpactQuery) -> Result<ImpactView, 
     check("manual_cost", query.manual_cost, 1e6)?;
     check("correction_cost", query.correction_cost, 1e6)?;
     check("threshold", query.threshold, 1.0)?;
-    let (latest, corrections, totals) = state
+    let latest = latest_all(state).await?;
+    let (corrections, totals) = state
         .reader
-        .read(|s| {
-            Ok((
-                s.latest_classifications(None)?,
-                s.corrections()?,
-                s.totals()?,
-            ))
-        })
+        .read(|s| Ok((s.corrections()?, s.totals()?)))
         .await?;
     let measured = measured_per_year(&totals);
     let config = &state.config;
