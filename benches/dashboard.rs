@@ -17,11 +17,16 @@ use marquee::app;
 use marquee::config::Config;
 use marquee::model::{GenreScore, Prediction};
 use marquee::store::{now_ms, NewClassification, NewFeedback, NewPoster, PosterId, Store};
+// The integration tests' HTTP client (one request per connection, chunked
+// bodies decoded); the bench uses only `request`.
+#[allow(dead_code)]
+#[path = "../tests/common/http.rs"]
+mod http;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 15;
@@ -112,43 +117,8 @@ fn fill(path: &std::path::Path, labels: &[String], thresholds: &[f32], dim: usiz
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut body = raw[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&data[..line_end])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        data = &data[line_end + 2..];
-        if size == 0 || data.len() < size {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[(size + 2).min(data.len())..];
-    }
-    out
+    let reply = http::request(addr, "GET", path, &[], b"").await;
+    (reply.status, reply.body)
 }
 
 /// Every `src="..."` and `href="..."` asset a page loads.

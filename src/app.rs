@@ -398,15 +398,7 @@ impl Stages {
 
         // 2. Workers: the queue is closed once the inputs are gone; they
         //    finish every poster in it and exit.
-        let joined = tokio::task::spawn_blocking(move || {
-            workers
-                .into_iter()
-                .map(std::thread::JoinHandle::join)
-                .filter(Result::is_err)
-                .count()
-        })
-        .await;
-        match joined {
+        match crate::threads::join_counting_panics(workers).await {
             Ok(0) => {}
             Ok(n) => error!(workers = n, "classify workers panicked"),
             Err(err) => error!(error = %err, "joining the classify workers failed"),

@@ -15,5 +15,6 @@ pub mod publish;
 pub mod store;
 pub mod systemd;
 pub mod testing;
+mod threads;
 pub mod vision;
 pub mod web;

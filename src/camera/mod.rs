@@ -362,16 +362,7 @@ impl Cameras {
     /// Wait for every camera thread to end (after `stop`); each says
     /// offline as it goes.
     pub async fn wait(self) {
-        let threads = self.threads;
-        let joined = tokio::task::spawn_blocking(move || {
-            threads
-                .into_iter()
-                .map(std::thread::JoinHandle::join)
-                .filter(Result::is_err)
-                .count()
-        })
-        .await;
-        match joined {
+        match crate::threads::join_counting_panics(self.threads).await {
             Ok(0) => {}
             Ok(n) => error!(cameras = n, "camera threads panicked"),
             Err(err) => error!(error = %err, "joining the camera threads failed"),

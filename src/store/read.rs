@@ -311,16 +311,7 @@ impl Store {
     /// Distinct posters classified since local midnight (the device's time
     /// zone, as SQLite reads it from the C library), for the HA sensor.
     pub fn posters_today(&self) -> Result<u64, StoreError> {
-        let midnight_ms: i64 = self
-            .conn
-            .query_row(
-                "SELECT CAST(strftime('%s', 'now', 'localtime', 'start of day', 'utc')
-                        AS INTEGER) * 1000",
-                [],
-                |row| row.get(0),
-            )
-            .ctx("computing local midnight")?;
-        self.posters_since(midnight_ms)
+        self.posters_since(self.local_midnight_ms()?)
     }
 
     /// Distinct posters classified at or after `since_ms`.

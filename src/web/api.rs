@@ -334,11 +334,7 @@ pub struct ModelView {
 #[utoipa::path(get, path = "/api/v1/model", tag = "analytics",
     responses((status = 200, body = ModelView)))]
 async fn model(State(state): State<WebState>) -> Result<Json<ModelView>, DataError> {
-    let name = state.model.name.clone();
-    let latency = state
-        .reader
-        .read(move |s| s.latency_summary(&name, 1000))
-        .await?;
+    let latency = data::model_latency(&state).await?;
     Ok(Json(ModelView {
         card: state.model.as_ref().clone(),
         latency,

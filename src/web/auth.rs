@@ -315,8 +315,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Equal bytes, compared in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -446,14 +447,7 @@ fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
 /// urlencoded form field); otherwise the 403 to send.
 async fn csrf_checked(req: Request, expected: &str) -> Result<Request, Response> {
     let path = req.uri().path().to_owned();
-    let matches = |given: &str| {
-        given.len() == expected.len()
-            && given
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    };
+    let matches = |given: &str| constant_time_eq(given.as_bytes(), expected.as_bytes());
     if let Some(given) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return if matches(given) {
             Ok(req)

@@ -649,3 +649,12 @@ pub async fn latest(state: &WebState, n: usize) -> Result<Vec<ClassificationReco
         .read(move |s| s.recent(n, 0, &HistoryFilter::default()))
         .await?)
 }
+
+/// Latency of the newest 1000 classifications by the running model.
+pub async fn model_latency(state: &WebState) -> Result<crate::store::LatencySummary, DataError> {
+    let name = state.model.name.clone();
+    Ok(state
+        .reader
+        .read(move |s| s.latency_summary(&name, 1000))
+        .await?)
+}

@@ -160,12 +160,16 @@ pub fn tags(tags: &[String], top3: &[GenreScore]) -> Markup {
 }
 
 /// Every genre's score as a bar, with its threshold marked.
-pub fn score_bars(genres: &[GenreScore], tags: &[String], thresholds: &[(String, f32)]) -> Markup {
+pub fn score_bars(
+    genres: &[GenreScore],
+    tags: &[String],
+    thresholds: &[super::data::GenreThreshold],
+) -> Markup {
     html! {
         div.bars {
             @for g in genres {
                 @let tagged = tags.contains(&g.label);
-                @let thr = thresholds.iter().find(|(l, _)| l == &g.label).map(|(_, t)| *t);
+                @let thr = thresholds.iter().find(|t| t.label == g.label).map(|t| t.threshold);
                 div.row {
                     span { (g.label) }
                     span.track {

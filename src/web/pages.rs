@@ -188,12 +188,7 @@ async fn tag_form(State(state): State<WebState>, Extension(access): Extension<Ac
 fn result_fragment(state: &WebState, result: &Result<PosterEvent, IngestError>) -> Markup {
     match result {
         Ok(event) => {
-            let thresholds: Vec<(String, f32)> = state
-                .model
-                .thresholds()
-                .into_iter()
-                .map(|t| (t.label, t.threshold))
-                .collect();
+            let thresholds = state.model.thresholds();
             html! {
                 div.card id="tag-result" {
                     div.poster {
@@ -238,7 +233,7 @@ async fn tag_submit(
     };
     let status = match &result {
         Ok(_) => StatusCode::OK,
-        Err(err) => err_status(err),
+        Err(err) => err.status(),
     };
     let fragment_markup = result_fragment(&state, &result);
     if fragment {
@@ -246,10 +241,6 @@ async fn tag_submit(
     }
     let body = tag_body(&state, &access, Some(fragment_markup));
     layout::page_with_status(&state, &access, "/tag", "Tag a poster", body, status)
-}
-
-fn err_status(err: &IngestError) -> StatusCode {
-    err.status()
 }
 
 /// A multipart form: `file` (an image) or `sample` (a drawn sample's number).
@@ -411,11 +402,6 @@ fn poster_page(
 ) -> Response {
     let p = &view.detail.poster;
     let id = p.id.as_str();
-    let thresholds: Vec<(String, f32)> = view
-        .thresholds
-        .iter()
-        .map(|t| (t.label.clone(), t.threshold))
-        .collect();
     let current: Vec<String> = view
         .feedback
         .last()
@@ -441,7 +427,7 @@ fn poster_page(
                     h2 { "Model says" }
                     (layout::tags(&latest.tags, &latest.top3))
                     p.muted { (latest.model) " · " (format!("{:.0}", latest.latency_ms)) " ms · " (time(latest.created_at_ms)) }
-                    (layout::score_bars(&latest.genres, &latest.tags, &thresholds))
+                    (layout::score_bars(&latest.genres, &latest.tags, &view.thresholds))
                 }
             }
             div.card {
@@ -778,12 +764,7 @@ async fn impact(
 
 async fn model(State(state): State<WebState>, Extension(access): Extension<Access>) -> Response {
     let m = &state.model;
-    let name = m.name.clone();
-    let latency = state
-        .reader
-        .read(move |s| s.latency_summary(&name, 1000))
-        .await
-        .unwrap_or_default();
+    let latency = data::model_latency(&state).await.unwrap_or_default();
     let metric = |key: &str| m.validation.get(key).and_then(serde_json::Value::as_f64);
     let base = |key: &str| m.baseline.get(key).and_then(serde_json::Value::as_f64);
     let body = html! {
