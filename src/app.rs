@@ -51,7 +51,7 @@ use tracing::{debug, error, info, info_span, warn};
 const STORE_QUEUE: usize = 64;
 
 /// Longest side of the thumbnail kept with each poster, for the dashboard.
-const THUMBNAIL_SIDE: u32 = 160;
+pub const THUMBNAIL_SIDE: u32 = 160;
 
 /// How long the inputs get to finish what they accepted after a shutdown
 /// request. With the publisher's grace period (3 s) this stays well under

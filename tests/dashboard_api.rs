@@ -244,6 +244,21 @@ async fn every_page_renders_and_the_api_agrees_with_it() {
     assert_eq!(map["posters"], 10);
     assert_eq!(map["points"].as_array().unwrap().len(), 10);
     assert_eq!(map["clusters"].as_array().unwrap().len(), 2);
+    // Page weight: three samples a cluster, the most unusual outliers, and
+    // every outlier only when asked for.
+    let mut samples = 0;
+    for cluster in map["clusters"].as_array().unwrap() {
+        let shown = cluster["samples"].as_array().unwrap().len();
+        assert_eq!(shown, cluster["size"].as_u64().unwrap().min(3) as usize);
+        samples += shown;
+    }
+    let outliers = map["outliers"].as_u64().unwrap() as usize;
+    let thumbs = |page: &Reply| page.text().matches("/thumbnail\"").count();
+    let page = daemon.get("/map", &[]).await;
+    assert_eq!(thumbs(&page), samples + outliers.min(6));
+    let all = daemon.get("/map?outliers=all", &[]).await;
+    assert_eq!(all.status, 200);
+    assert_eq!(thumbs(&all), samples + outliers);
 
     let impact = ok_json(
         &daemon
@@ -626,12 +641,57 @@ async fn the_tag_page_classifies_uploads_and_samples_and_refuses_bad_input() {
     daemon.stop().await;
 }
 
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip body");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_api_are_gzipped_for_clients_that_ask_but_images_are_not() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = ok_json(&daemon.upload(5, &[]).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gzip = [("Accept-Encoding", "gzip")];
+    for path in [
+        "/history".to_owned(),
+        "/model".into(),
+        "/api/v1/model".into(),
+        "/assets/app.css".into(),
+        format!("/posters/{id}"),
+    ] {
+        let plain = daemon.get(&path, &[]).await;
+        let packed = daemon.get(&path, &gzip).await;
+        assert_eq!((plain.status, packed.status), (200, 200), "{path}");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(packed.header("content-encoding"), Some("gzip"), "{path}");
+        assert!(packed.body.len() < plain.body.len(), "{path}");
+        assert_eq!(gunzip(&packed.body), plain.body, "{path}");
+    }
+    // JPEG is compressed already: sent as it is.
+    let thumb = daemon
+        .get(&format!("/api/v1/posters/{id}/thumbnail"), &gzip)
+        .await;
+    assert_eq!(thumb.status, 200);
+    assert_eq!(thumb.header("content-type"), Some("image/jpeg"));
+    assert_eq!(thumb.header("content-encoding"), None);
+    assert!(thumb.body.starts_with(&[0xff, 0xd8]));
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_feed_streams_each_stored_result() {
     let daemon = Daemon::start(|_| {}).await;
     let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
     let head = format!(
-        "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        // A browser always offers gzip; the events must still come plain.
+        "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
+         Accept-Encoding: gzip, deflate, br\r\n\r\n",
         daemon.addr
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -646,7 +706,9 @@ async fn the_live_feed_streams_each_stored_result() {
         assert!(n > 0, "stream closed");
         seen.extend_from_slice(&buf[..n]);
     }
-    assert!(String::from_utf8_lossy(&seen).contains("text/event-stream"));
+    let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+    assert!(head.contains("text/event-stream"));
+    assert!(!head.contains("content-encoding"), "{head}");
     let uploaded = ok_json(&daemon.upload(11, &[]).await);
     let id = uploaded["id"].as_str().unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -18,7 +18,7 @@ pub const MAP_MAX_POSTERS: usize = 3000;
 /// structure PCA finds, few enough to be fast and not all noise.
 const CLUSTER_DIMS: usize = 10;
 /// Sample posters shown per cluster.
-const SAMPLES: usize = 4;
+const SAMPLES: usize = 3;
 /// A poster further from its centroid than median + this many robust
 /// deviations (MAD) is an outlier.
 const OUTLIER_MADS: f64 = 3.5;

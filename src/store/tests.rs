@@ -482,3 +482,64 @@ async fn the_handle_runs_jobs_on_the_writer_thread() {
         .unwrap();
     assert_eq!(Store::open(&path).unwrap().outbox_backlog().unwrap(), 1);
 }
+
+#[test]
+fn counts_by_day_matches_a_per_row_local_date() {
+    let store = Store::open_in_memory().unwrap();
+    let day = 24 * 3600 * 1000;
+    let base = now_ms() - 5 * day;
+    // Around each local midnight and across several days, with two genres
+    // on some sightings and one on others.
+    let times: Vec<i64> = (0..40).map(|i| base + i * (day / 7) + 1_000).collect();
+    for (i, &at) in times.iter().enumerate() {
+        let mut c = classification(at);
+        if i % 3 == 0 {
+            c.prediction.tags = vec!["Comedy".into()];
+        }
+        let bytes = format!("poster {i}");
+        store
+            .record(&poster(bytes.as_bytes(), "http", at), &c, &[])
+            .unwrap();
+    }
+    let since = times[3];
+    let got = store.counts_by_day(since).unwrap();
+
+    // The reference: SQLite's own local date of each row.
+    let mut expected: Vec<DayCounts> = Vec::new();
+    for (i, &at) in times.iter().enumerate().filter(|(_, &t)| t >= since) {
+        let date: String = store
+            .conn
+            .query_row(
+                "SELECT date(?1 / 1000, 'unixepoch', 'localtime')",
+                [at],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if expected.last().map(|d| &d.day) != Some(&date) {
+            expected.push(DayCounts {
+                day: date,
+                classifications: 0,
+                tags: Vec::new(),
+            });
+        }
+        let entry = expected.last_mut().unwrap();
+        entry.classifications += 1;
+        let tags: &[&str] = if i % 3 == 0 {
+            &["Comedy"]
+        } else {
+            &["Horror", "Thriller"]
+        };
+        for tag in tags {
+            match entry.tags.iter_mut().find(|(t, _)| t == tag) {
+                Some((_, n)) => *n += 1,
+                None => entry.tags.push((tag.to_string(), 1)),
+            }
+        }
+    }
+    for d in &mut expected {
+        d.tags.sort();
+    }
+    assert_eq!(got, expected);
+    assert!(got.len() >= 5, "the sightings span several days");
+    assert!(store.counts_by_day(now_ms() + day).unwrap().is_empty());
+}

@@ -92,6 +92,9 @@ pub fn router(state: WebState) -> Router {
         .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(state.clone())
         .merge(crate::ingest::http::health_router(state.http))
+        // gzip when the client asks for it; tower-http leaves images and
+        // server-sent events (which must flush per event) uncompressed.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Unknown paths: a page for browsers, JSON for programs.

@@ -20,6 +20,16 @@ use serde::Deserialize;
 
 /// Dots drawn on the poster map at most (outliers always are).
 const MAP_DRAWN: usize = 1200;
+/// Outlier thumbnails on the map page unless all are asked for: with three
+/// samples for each of up to eight clusters, about 30 thumbnails of ~6 KB
+/// keep the page under 200 KB.
+const MAP_OUTLIERS_SHOWN: usize = 6;
+
+#[derive(Debug, Default, Deserialize)]
+struct MapQuery {
+    /// `all` lists every outlier's thumbnail.
+    outliers: Option<String>,
+}
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -640,7 +650,12 @@ async fn accuracy(State(state): State<WebState>, Extension(access): Extension<Ac
     page(&state, &access, "/accuracy", "Accuracy", body)
 }
 
-async fn map(State(state): State<WebState>, Extension(access): Extension<Access>) -> Response {
+async fn map(
+    State(state): State<WebState>,
+    Extension(access): Extension<Access>,
+    Query(query): Query<MapQuery>,
+) -> Response {
+    let all_outliers = query.outliers.as_deref() == Some("all");
     let answer = match data::poster_map(&state).await {
         Ok(a) => a,
         Err(err) => return failed(&state, &access, "/map", &err),
@@ -676,13 +691,16 @@ async fn map(State(state): State<WebState>, Extension(access): Extension<Access>
                     href: p.outlier.then_some(href.as_str()),
                 })
                 .collect();
-            let outliers: Vec<&crate::analytics::map::MapPoint> = view
-                .map
-                .points
-                .iter()
-                .filter(|p| p.outlier)
-                .take(24)
-                .collect();
+            // The most unusual first: those are the frames to check.
+            let mut outliers: Vec<&crate::analytics::map::MapPoint> =
+                view.map.points.iter().filter(|p| p.outlier).collect();
+            outliers.sort_by(|a, b| b.outlier_score.total_cmp(&a.outlier_score));
+            let hidden = if all_outliers {
+                0
+            } else {
+                outliers.len().saturating_sub(MAP_OUTLIERS_SHOWN)
+            };
+            outliers.truncate(outliers.len() - hidden);
             html! {
                 h1 { "Poster map" }
                 p.muted {
@@ -703,7 +721,10 @@ async fn map(State(state): State<WebState>, Extension(access): Extension<Access>
                 h2 { "Outliers (" (view.map.outliers) ")" }
                 p.muted { "Far from every cluster: often frames that are not posters (a wall, a hand, glare). Check them." }
                 div.samples id="outliers" {
-                    @for p in outliers { a href={ "/posters/" (p.poster_id) } title={ "outlier score " (format!("{:.1}", p.outlier_score)) } { (layout::thumb(p.poster_id.as_str())) } }
+                    @for p in &outliers { a href={ "/posters/" (p.poster_id) } title={ "outlier score " (format!("{:.1}", p.outlier_score)) } { (layout::thumb(p.poster_id.as_str())) } }
+                }
+                @if hidden > 0 {
+                    p { a href="/map?outliers=all#outliers" { "Show all " (outliers.len() + hidden) " outliers" } " (the " (outliers.len()) " most unusual are shown)" }
                 }
             }
         }
