@@ -98,6 +98,22 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
     browser.click("#feedback button[type=submit]").await;
     assert!(browser.text("#saved").await.contains("Correction saved"));
     browser.screenshot(&shots.join("poster.png")).await;
+    // Times are shown in the viewer's zone; the server's UTC stays on hover.
+    let times = browser
+        .script(
+            "return Array.from(document.querySelectorAll('time[datetime]')).map(function(t){\
+               var d = new Date(t.getAttribute('datetime'));\
+               var p = function(n){return (n < 10 ? '0' : '') + n;};\
+               var local = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes());\
+               return [t.textContent === local, /UTC$/.test(t.title), t.textContent !== t.title.replace(' UTC', '')];})",
+        )
+        .await;
+    let times = times.as_array().unwrap();
+    assert!(!times.is_empty(), "the poster page shows when it was seen");
+    for t in times {
+        // Shown locally (UTC+05:30 in the test browser), not as UTC.
+        assert_eq!(t, &serde_json::json!([true, true, true]), "{times:?}");
+    }
 
     // The accuracy page counts it.
     browser.goto(&format!("{base}/accuracy")).await;

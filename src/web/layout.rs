@@ -121,17 +121,22 @@ pub fn opt3(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"))
 }
 
-/// Local-time rendering is left to the browser's zone when scripts run;
-/// the server writes UTC so pages are cacheable and unambiguous.
-pub fn time(ms: i64) -> String {
+/// A moment on a page: written in UTC by the server (unambiguous, and what a
+/// page without scripts shows), shown in the viewer's local time by app.js,
+/// which reads the `datetime` attribute.
+pub fn time(ms: i64) -> Markup {
+    let (date, clock) = utc_parts(ms);
+    html! { time datetime={ (date) "T" (clock) "Z" } { (date) " " (clock) " UTC" } }
+}
+
+/// `("YYYY-MM-DD", "HH:MM")` in UTC.
+fn utc_parts(ms: i64) -> (String, String) {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}", rem / 3600, (rem % 3600) / 60),
     )
 }
 
@@ -196,8 +201,12 @@ pub fn thumb(id: &str) -> Markup {
 mod tests {
     #[test]
     fn utc_times() {
-        assert_eq!(super::time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(super::time(1_763_769_600_000), "2025-11-22 00:00 UTC");
-        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00 UTC");
+        let text = |ms| super::time(ms).into_string();
+        assert_eq!(
+            text(0),
+            r#"<time datetime="1970-01-01T00:00Z">1970-01-01 00:00 UTC</time>"#
+        );
+        assert!(text(1_763_769_600_000).contains(">2025-11-22 00:00 UTC<"));
+        assert!(text(951_782_400_000 + 59_000 + 3_600_000).contains(">2000-02-29 01:00 UTC<"));
     }
 }

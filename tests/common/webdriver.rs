@@ -27,6 +27,9 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
+/// The browser's time zone in the tests (UTC+05:30, no daylight saving).
+pub const BROWSER_TZ: &str = "Asia/Kolkata";
+
 impl Browser {
     /// Start chromedriver on a free port and open a headless session with a
     /// phone-sized window. Panics with what to install when it cannot.
@@ -46,6 +49,9 @@ impl Browser {
             .port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
+            // A zone away from UTC (and by half an hour) so the pages'
+            // local-time rendering is really exercised; Chromium inherits it.
+            .env("TZ", BROWSER_TZ)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -55,6 +55,16 @@
     });
   }
 
+  // Times: the server writes UTC; show them in the viewer's zone, UTC on hover.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  document.querySelectorAll("time[datetime]").forEach(function (el) {
+    var d = new Date(el.getAttribute("datetime"));
+    if (isNaN(d.getTime())) return;
+    el.title = el.textContent;
+    el.textContent = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) +
+      " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  });
+
   // Live feed: new classifications and the status line as they happen.
   var list = document.getElementById("live-list");
   if (list && window.EventSource) {
