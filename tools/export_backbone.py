@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,52 +32,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from lite0_arch import BN_EPS, LITE0_STAGES, Block, lite0_blocks, same_pads  # noqa: E402,F401
 from pth_reader import load_legacy_state_dict  # noqa: E402
 
 OPSET = 13
-BN_EPS = 1e-3
-
-# efficientnet_lite_pytorch/utils.py: efficientnet_lite() block strings; lite0 has width and
-# depth multipliers 1.0, so these are used as they are.
-LITE0_STAGES = [
-    # repeats, kernel, stride, expand, in, out
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-]
-
-
-@dataclass
-class Block:
-    index: int
-    kernel: int
-    stride: int
-    expand: int
-    cin: int
-    cout: int
-
-    @property
-    def skip(self) -> bool:
-        return self.stride == 1 and self.cin == self.cout
-
-
-def lite0_blocks() -> list[Block]:
-    blocks = []
-    for repeats, k, s, e, cin, cout in LITE0_STAGES:
-        for r in range(repeats):
-            blocks.append(Block(len(blocks), k, s if r == 0 else 1, e, cin if r == 0 else cout, cout))
-    return blocks
-
-
-def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow SAME padding (begin, end) for one spatial axis, as Conv2dStaticSamePadding."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 def fold_bn(sd: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +194,29 @@ def check_all_weights_used(sd: dict) -> None:
         raise SystemExit(f"checkpoint has {n_weights} conv weights, architecture expects {n_convs}")
 
 
+def apply_weights(sd: dict, path: Path) -> dict:
+    """Replace checkpoint tensors by those of a finetune_backbone.py .npz (same names and shapes)."""
+    import json
+
+    z = np.load(path)
+    meta = json.loads(str(z["meta"]))
+    if meta.get("weights_sha256") != common.WEIGHTS_SHA256:
+        raise SystemExit(f"{path} was not fine-tuned from {common.WEIGHTS_DIST}")
+    n = 0
+    for k in z.files:
+        if k == "meta" or k.startswith("genre_fc."):
+            continue
+        if k not in sd or sd[k].shape != z[k].shape:
+            raise SystemExit(f"{path}: {k} {z[k].shape} does not match the checkpoint")
+        sd[k] = z[k].astype(np.float32)
+        n += 1
+    print(f"{path}: {n} fine-tuned tensors (blocks {meta['train_from']}-15 + head)")
+    return {"weights": path.name, "sha256": common.sha256_file(path), "tensors": n,
+            "train_from": meta["train_from"], "split_seed": int(meta["args"]["split_seed"]),
+            "best_epoch": meta["best_epoch"], "tool": "tools/finetune_backbone.py",
+            "command": meta.get("command", "")}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=common.F32_ONNX)
@@ -247,6 +227,9 @@ def main(argv=None) -> int:
     ap.add_argument("--features", choices=sorted(common.FEATURE_SETS), default="concat",
                     help="concat (default): pooled head | block15.project.out | block10.project.out (1712); "
                          "head: the pooled head only (1280, the earlier layout)")
+    ap.add_argument("--weights", type=Path,
+                    help="fine-tuned tensors (.npz from finetune_backbone.py) that replace the checkpoint's "
+                         "tensors of the same name; the rest of the checkpoint is used as it is")
     ap.add_argument("--no-manifest", action="store_true", help="do not touch models/manifest.json")
     args = ap.parse_args(argv)
     if args.height % 32 or args.width % 32:
@@ -259,7 +242,11 @@ def main(argv=None) -> int:
         raise SystemExit(f"{pth}: sha256 {digest} is not the expected {common.WEIGHTS_SHA256}")
     sd = load_legacy_state_dict(str(pth))
     check_all_weights_used(sd)
+    finetuned = apply_weights(sd, args.weights) if args.weights else None
     model = build_model(sd, args.height, args.width, args.features)
+    if finetuned:
+        model.doc_string += (f" Blocks {finetuned['train_from']}-15 and the head conv fine-tuned on the "
+                             f"labelled posters (tools/finetune_backbone.py).")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = model.SerializeToString(deterministic=True)
     args.out.write_bytes(data)
@@ -288,6 +275,7 @@ def main(argv=None) -> int:
                     "sha256": digest,
                     "license": "Apache-2.0",
                 },
+                **({"finetuned": finetuned} if finetuned else {}),
                 "built_with": "python tools/export_backbone.py && python tools/quantize_backbone.py "
                               "(tools/requirements.txt)",
             })
