@@ -79,9 +79,10 @@ class GraphBuilder:
         return act
 
 
-def build_model(sd: dict, height: int = common.INPUT_HEIGHT, width: int = common.INPUT_WIDTH,
-                features: str = "concat") -> onnx.ModelProto:
-    g = GraphBuilder()
+def add_backbone(g: "GraphBuilder", sd: dict, blocks: list[Block], height: int, width: int) -> str:
+    """Stem, MBConv blocks and head conv (BN folded) of an EfficientNet-Lite checkpoint into `g`;
+    returns the head conv's output tensor. Shared by every export, so the node and tensor names
+    (stem, blockNN.expand/dw/project/add, head) are the same in each."""
     h, wd = height, width
 
     def pads(k, s):   # ONNX order [top, left, bottom, right]
@@ -94,7 +95,7 @@ def build_model(sd: dict, height: int = common.INPUT_HEIGHT, width: int = common
     x = g.conv("stem", "image", w, b, 2, pads(3, 2))
     h, wd = -(-h // 2), -(-wd // 2)
 
-    for blk in lite0_blocks():
+    for blk in blocks:
         p = f"_blocks.{blk.index}"
         name = f"block{blk.index:02d}"
         inp = x
@@ -115,11 +116,19 @@ def build_model(sd: dict, height: int = common.INPUT_HEIGHT, width: int = common
             g.nodes.append(helper.make_node("Add", [x, inp], [out], name=out))
             x = out
         assert not any(k.startswith(f"{p}._se_") for k in sd), "Lite has no squeeze-excitation"
+    assert f"_blocks.{len(blocks)}._depthwise_conv.weight" not in sd, "checkpoint has more blocks"
 
     w, b = fold_bn(sd, "_conv_head", "_bn1")
-    assert w.shape == (1280, 320, 1, 1), w.shape
+    assert w.shape == (1280, blocks[-1].cout, 1, 1), w.shape
     x = g.conv("head", x, w, b, 1, (0, 0, 0, 0))
     assert (h, wd) == (-(-height // 32), -(-width // 32)), (h, wd)
+    return x
+
+
+def build_model(sd: dict, height: int = common.INPUT_HEIGHT, width: int = common.INPUT_WIDTH,
+                features: str = "concat") -> onnx.ModelProto:
+    g = GraphBuilder()
+    x = add_backbone(g, sd, lite0_blocks(), height, width)
     tensors = common.FEATURE_SETS[features]
     assert tensors[0] == "head.out" == x
     # head: pooled -> Flatten; `features` itself when it is the only part (the earlier layout)

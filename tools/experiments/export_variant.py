@@ -28,7 +28,7 @@ from onnx import TensorProto, helper
 
 TOOLS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOOLS))
-from export_backbone import Block, GraphBuilder, fold_bn, same_pads  # noqa: E402
+from export_backbone import Block, GraphBuilder, add_backbone  # noqa: E402
 from pth_reader import load_legacy_state_dict  # noqa: E402
 
 # package, file inside it, sha256, width, depth, native resolution
@@ -86,37 +86,7 @@ def build(arch: str, height: int, width: int) -> onnx.ModelProto:
     sd = load(arch)
     blocks, s5 = arch_blocks(arch)
     g = GraphBuilder()
-    h, wd = height, width
-
-    def pads(k, s):
-        (pt, pb), (pl, pr) = same_pads(h, k, s), same_pads(wd, k, s)
-        return (pt, pl, pb, pr)
-
-    w, b = fold_bn(sd, "_conv_stem", "_bn0")
-    assert w.shape == (32, 3, 3, 3)
-    x = g.conv("stem", "image", w, b, 2, pads(3, 2))
-    h, wd = -(-h // 2), -(-wd // 2)
-    for blk in blocks:
-        p, name, inp = f"_blocks.{blk.index}", f"block{blk.index:02d}", x
-        hidden = blk.cin * blk.expand
-        if blk.expand != 1:
-            w, b = fold_bn(sd, f"{p}._expand_conv", f"{p}._bn0")
-            assert w.shape == (hidden, blk.cin, 1, 1), (name, w.shape)
-            x = g.conv(f"{name}.expand", x, w, b, 1, (0, 0, 0, 0))
-        w, b = fold_bn(sd, f"{p}._depthwise_conv", f"{p}._bn1")
-        assert w.shape == (hidden, 1, blk.kernel, blk.kernel), (name, w.shape)
-        x = g.conv(f"{name}.dw", x, w, b, blk.stride, pads(blk.kernel, blk.stride), group=hidden)
-        h, wd = -(-h // blk.stride), -(-wd // blk.stride)
-        w, b = fold_bn(sd, f"{p}._project_conv", f"{p}._bn2")
-        assert w.shape == (blk.cout, hidden, 1, 1), (name, w.shape)
-        x = g.conv(f"{name}.project", x, w, b, 1, (0, 0, 0, 0), relu6=False)
-        if blk.skip:
-            g.nodes.append(helper.make_node("Add", [x, inp], [f"{name}.add"], name=f"{name}.add"))
-            x = f"{name}.add"
-    assert f"_blocks.{len(blocks)}._depthwise_conv.weight" not in sd, "checkpoint has more blocks"
-    w, b = fold_bn(sd, "_conv_head", "_bn1")
-    assert w.shape == (1280, blocks[-1].cout, 1, 1)
-    x = g.conv("head", x, w, b, 1, (0, 0, 0, 0))
+    x = add_backbone(g, sd, blocks, height, width)
     taps = [x, f"block{len(blocks) - 1:02d}.project.out", f"block{s5:02d}.project.out"]
     dims = [1280, blocks[-1].cout, blocks[s5].cout]
     for pool, op in (("avg", "GlobalAveragePool"), ("max", "GlobalMaxPool")):
