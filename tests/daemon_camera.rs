@@ -7,7 +7,8 @@ mod common;
 
 use common::broker::{Broker, Subscriber};
 use common::camera_server::{CameraServer, Output};
-use marquee::app::{self, Running};
+use common::daemon::{self, TestDaemon};
+use marquee::app::Running;
 use marquee::camera::synthetic::Scene;
 use marquee::camera::CameraStatus;
 use marquee::config::{CameraConfig, CameraMode, Config};
@@ -16,21 +17,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 const DEVICE: &str = "cam-dev";
 
 fn config(mqtt_url: String, db: &Path, camera: CameraConfig) -> Config {
-    let mut cfg = Config {
-        device_id: DEVICE.into(),
-        ..Config::default()
-    };
-    cfg.mqtt.url = mqtt_url;
-    cfg.mqtt.discovery = false;
-    cfg.store.path = db.to_path_buf();
-    cfg.inference.threads = 1;
+    let mut cfg = daemon::config(DEVICE, mqtt_url, db);
     cfg.cameras = vec![camera];
     cfg
 }
@@ -48,28 +41,19 @@ fn camera(name: &str, source: String, mode: CameraMode) -> CameraConfig {
     }
 }
 
-struct Daemon {
-    running: Option<Running>,
-    shutdown: CancellationToken,
-}
+struct Daemon(TestDaemon);
 
 impl Daemon {
     async fn start(cfg: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let shutdown = CancellationToken::new();
-        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
-        Self {
-            running: Some(running),
-            shutdown,
-        }
+        Self(TestDaemon::start(cfg).await)
     }
 
     fn running(&self) -> &Running {
-        self.running.as_ref().unwrap()
+        self.0.running()
     }
 
     fn addr(&self) -> SocketAddr {
-        self.running().addr
+        self.0.addr
     }
 
     fn status(&self) -> CameraStatus {
@@ -87,17 +71,7 @@ impl Daemon {
     }
 
     async fn stop(&mut self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.running.take().unwrap().wait())
-            .await
-            .expect("shutdown within the deadline")
-            .expect("clean shutdown");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.0.stop(WAIT).await;
     }
 }
 
@@ -425,8 +399,8 @@ async fn a_v4l2_camera_without_the_feature_is_a_clear_start_error() {
         &dir.path().join("marquee.db"),
         camera("usb", "/dev/video0".into(), CameraMode::OnDemand),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = app::start(cfg, listener, CancellationToken::new())
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = marquee::app::start(cfg, listener, tokio_util::sync::CancellationToken::new())
         .await
         .err()
         .expect("the start fails")

@@ -7,7 +7,7 @@ mod common;
 use common::http::{multipart, parse_reply, request, try_request, Reply};
 
 use common::broker::{Broker, Subscriber};
-use marquee::app::{self, Running};
+use common::daemon::{self, TestDaemon};
 use marquee::config::Config;
 use marquee::publish::PosterEvent;
 use marquee::store::{PosterId, Store};
@@ -17,8 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 const DEVICE: &str = "test-dev";
 const WAIT: Duration = Duration::from_secs(30);
@@ -27,8 +26,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Daemon {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    running: Option<Running>,
+    inner: TestDaemon,
     db: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -37,23 +35,12 @@ impl Daemon {
     async fn start(mqtt_url: String, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("marquee.db");
-        let mut cfg = Config {
-            device_id: DEVICE.into(),
-            ..Config::default()
-        };
-        cfg.mqtt.url = mqtt_url;
-        cfg.mqtt.discovery = false;
-        cfg.store.path = db.clone();
-        cfg.inference.threads = 1;
+        let mut cfg = daemon::config(DEVICE, mqtt_url, &db);
         tweak(&mut cfg);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let shutdown = CancellationToken::new();
-        // `start` returns once the daemon is ready: no sleep, no polling.
-        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+        let inner = TestDaemon::start(cfg).await;
         Self {
-            addr: running.addr,
-            shutdown,
-            running: Some(running),
+            addr: inner.addr,
+            inner,
             db,
             _dir: dir,
         }
@@ -65,12 +52,7 @@ impl Daemon {
     }
 
     async fn stop(&mut self) {
-        self.shutdown.cancel();
-        let running = self.running.take().expect("running");
-        tokio::time::timeout(WAIT, running.wait())
-            .await
-            .expect("shutdown within the deadline")
-            .expect("clean shutdown");
+        self.inner.stop(WAIT).await;
     }
 
     /// A second connection to the store (WAL: readers do not block the daemon).
@@ -84,12 +66,6 @@ impl Daemon {
 
     async fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"").await
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 

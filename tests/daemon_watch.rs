@@ -6,6 +6,7 @@
 mod common;
 
 use common::broker::{Broker, Subscriber};
+use common::daemon::{self, TestDaemon};
 use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store, WatchedFile, WatchedState};
@@ -40,28 +41,16 @@ impl Site {
     }
 
     fn config(&self, settle_ms: u64) -> Config {
-        let mut cfg = Config {
-            device_id: "watch-dev".into(),
-            ..Config::default()
-        };
-        cfg.mqtt.url = common::closed_port_url();
-        cfg.mqtt.discovery = false;
-        cfg.store.path = self.db();
-        // One worker: files are classified in the order they are queued.
-        cfg.inference.threads = 1;
+        // One inference worker (as `daemon::config` sets): files are
+        // classified in the order they are queued.
+        let mut cfg = daemon::config("watch-dev", common::closed_port_url(), &self.db());
         cfg.watch.dir = Some(self.inbox());
         cfg.watch.settle_ms = settle_ms;
         cfg
     }
 
     async fn start(&self, cfg: Config) -> Daemon {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let shutdown = CancellationToken::new();
-        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
-        Daemon {
-            shutdown,
-            running: Some(running),
-        }
+        Daemon(TestDaemon::start(cfg).await)
     }
 
     fn store(&self) -> Store {
@@ -75,23 +64,15 @@ impl Site {
     }
 }
 
-struct Daemon {
-    shutdown: CancellationToken,
-    running: Option<Running>,
-}
+struct Daemon(TestDaemon);
 
 impl Daemon {
     fn running(&self) -> &Running {
-        self.running.as_ref().expect("running")
+        self.0.running()
     }
 
     async fn stop(&mut self) {
-        self.shutdown.cancel();
-        let running = self.running.take().expect("running");
-        tokio::time::timeout(WAIT, running.wait())
-            .await
-            .expect("shutdown within the deadline")
-            .expect("clean shutdown");
+        self.0.stop(WAIT).await;
     }
 
     /// Wait (by condition) until `n` posters came from the folder.
@@ -110,12 +91,6 @@ impl Daemon {
             metrics.errors(kind) >= n
         })
         .await;
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 

@@ -5,8 +5,8 @@
 
 mod common;
 
+use common::daemon::{self, TestDaemon};
 use common::http::{multipart, request, Reply};
-use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};
@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "poster-wall-42";
@@ -37,30 +36,23 @@ const PAGE_BUDGET: usize = 200 * 1024;
 
 struct Daemon {
     addr: SocketAddr,
-    shutdown: CancellationToken,
-    running: Option<Running>,
+    inner: TestDaemon,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
     async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config {
-            device_id: "dash-test".into(),
-            ..Config::default()
-        };
-        cfg.mqtt.url = common::closed_port_url();
-        cfg.mqtt.discovery = false;
-        cfg.store.path = dir.path().join("marquee.db");
-        cfg.inference.threads = 1;
+        let mut cfg = daemon::config(
+            "dash-test",
+            common::closed_port_url(),
+            &dir.path().join("marquee.db"),
+        );
         tweak(&mut cfg);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let shutdown = CancellationToken::new();
-        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+        let inner = TestDaemon::start(cfg).await;
         Self {
-            addr: running.addr,
-            shutdown,
-            running: Some(running),
+            addr: inner.addr,
+            inner,
             _dir: dir,
         }
     }
@@ -83,18 +75,7 @@ impl Daemon {
     }
 
     async fn stop(mut self) {
-        self.shutdown.cancel();
-        let running = self.running.take().unwrap();
-        tokio::time::timeout(WAIT, running.wait())
-            .await
-            .expect("shutdown in time")
-            .expect("clean shutdown");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.inner.stop(WAIT).await;
     }
 }
 

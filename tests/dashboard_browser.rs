@@ -5,15 +5,12 @@
 
 mod common;
 
+use common::daemon::{self, TestDaemon};
 use common::webdriver::Browser;
-use marquee::app;
-use marquee::config::Config;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "poster-wall-42";
 
@@ -28,19 +25,14 @@ fn screenshots() -> PathBuf {
 async fn operator_tags_corrects_and_sees_accuracy_change() {
     let dir = tempfile::tempdir().unwrap();
     let (token, token_hash) = new_token().unwrap();
-    let mut cfg = Config {
-        device_id: "browser-test".into(),
-        ..Config::default()
-    };
-    cfg.mqtt.url = common::closed_port_url();
-    cfg.mqtt.discovery = false;
-    cfg.store.path = dir.path().join("marquee.db");
-    cfg.inference.threads = 1;
+    let mut cfg = daemon::config(
+        "browser-test",
+        common::closed_port_url(),
+        &dir.path().join("marquee.db"),
+    );
     cfg.dashboard.password_hash = Some(hash_password(PASSWORD).unwrap());
     cfg.dashboard.api_token_sha256 = vec![token_hash];
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+    let mut running = TestDaemon::start(cfg).await;
     let base = format!("http://{}", running.addr);
     let bearer = format!("Bearer {token}");
     // Enough posters for the map and the charts, through the API.
@@ -171,9 +163,5 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
     assert_eq!(errors, 0, "a page asset failed to load");
 
     browser.quit().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    running.stop(Duration::from_secs(30)).await;
 }

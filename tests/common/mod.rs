@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod camera_server;
+pub mod daemon;
 pub mod http;
 pub mod webdriver;
 
