@@ -161,16 +161,7 @@ fn thumbnails() -> Vec<Vec<u8>> {
 /// browser does.
 async fn get(addr: SocketAddr, path: &str) -> (u16, usize, Vec<u8>) {
     let reply = http::request(addr, "GET", path, &[("Accept-Encoding", "gzip")], b"").await;
-    let sent = reply.body.len();
-    let body = if reply.header("content-encoding") == Some("gzip") {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut out)
-            .expect("a gzip body");
-        out
-    } else {
-        reply.body
-    };
-    (reply.status, sent, body)
+    (reply.status, reply.body.len(), reply.decoded_body())
 }
 
 /// Every `src="..."` and `href="..."` asset a page loads.

@@ -695,12 +695,11 @@ async fn map(
             let mut outliers: Vec<&crate::analytics::map::MapPoint> =
                 view.map.points.iter().filter(|p| p.outlier).collect();
             outliers.sort_by(|a, b| b.outlier_score.total_cmp(&a.outlier_score));
-            let hidden = if all_outliers {
-                0
-            } else {
-                outliers.len().saturating_sub(MAP_OUTLIERS_SHOWN)
-            };
-            outliers.truncate(outliers.len() - hidden);
+            let total = outliers.len();
+            if !all_outliers {
+                outliers.truncate(MAP_OUTLIERS_SHOWN);
+            }
+            let hidden = total - outliers.len();
             html! {
                 h1 { "Poster map" }
                 p.muted {
@@ -724,7 +723,7 @@ async fn map(
                     @for p in &outliers { a href={ "/posters/" (p.poster_id) } title={ "outlier score " (format!("{:.1}", p.outlier_score)) } { (layout::thumb(p.poster_id.as_str())) } }
                 }
                 @if hidden > 0 {
-                    p { a href="/map?outliers=all#outliers" { "Show all " (outliers.len() + hidden) " outliers" } " (the " (outliers.len()) " most unusual are shown)" }
+                    p { a href="/map?outliers=all#outliers" { "Show all " (total) " outliers" } " (the " (outliers.len()) " most unusual are shown)" }
                 }
             }
         }

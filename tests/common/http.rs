@@ -14,6 +14,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The body as the server meant it: gunzipped when it says
+    /// `Content-Encoding: gzip`.
+    pub fn decoded_body(&self) -> Vec<u8> {
+        if self.header("content-encoding") != Some("gzip") {
+            return self.body.clone();
+        }
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut out)
+            .expect("a gzip body");
+        out
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
