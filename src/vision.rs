@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn refuses_a_decompression_bomb_by_its_header() {
         // 20000x20000 declared, a few hundred bytes on the wire.
-        let bomb = crate::testing::png_bomb(20_000, 20_000);
+        let bomb = crate::drawing::png_bomb(20_000, 20_000);
         assert!(matches!(
             decode(&bomb, &DecodeLimits::default()),
             Err(VisionError::Dimensions { .. })
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn thumbnail_keeps_the_aspect_and_decodes() {
-        let poster = crate::testing::drawn_poster(3, 600, 900);
+        let poster = crate::drawing::drawn_poster(3, 600, 900);
         let jpeg = thumbnail_jpeg(&poster, 160).unwrap();
         let back = decode(&jpeg, &DecodeLimits::default()).unwrap();
         assert_eq!((back.width(), back.height()), (107, 160));
@@ -252,7 +252,7 @@ mod tests {
         let (want, got) = (mean(&small), mean(&back));
         assert!((want - got).abs() < 4.0, "mean {want} vs {got}");
         // Small images are not enlarged.
-        let tiny = crate::testing::drawn_poster(1, 40, 60);
+        let tiny = crate::drawing::drawn_poster(1, 40, 60);
         let back = decode(
             &thumbnail_jpeg(&tiny, 160).unwrap(),
             &DecodeLimits::default(),

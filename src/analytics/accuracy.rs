@@ -4,7 +4,7 @@
 //! its latest classification the prediction (the stored tags, exactly what
 //! was published). Every figure says how many corrections back it.
 
-use super::metrics::{five_genre, roc_auc, Counts, FiveGenre};
+use crate::model::evaluation::{five_genre, roc_auc, Counts, FiveGenre};
 use crate::store::Correction;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -152,7 +152,8 @@ pub fn compute(labels: &[String], corrections: &[Correction]) -> Accuracy {
 mod tests {
     use super::*;
     use crate::model::GenreScore;
-    use crate::store::{ClassificationRecord, PosterId};
+    use crate::poster::PosterId;
+    use crate::store::ClassificationRecord;
 
     fn correction(truth: &[&str], tags: &[&str], scores: &[(&str, f32)]) -> Correction {
         let genres: Vec<GenreScore> = scores

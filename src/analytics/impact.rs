@@ -166,7 +166,7 @@ fn evaluate(
 mod tests {
     use super::*;
     use crate::model::GenreScore;
-    use crate::store::PosterId;
+    use crate::poster::PosterId;
 
     fn record(best: f32, tags: &[&str]) -> ClassificationRecord {
         let genres = vec![

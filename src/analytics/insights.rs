@@ -1,7 +1,7 @@
 //! What the device has seen: genre mix, confidence, trends, co-occurrence,
 //! the top-3 pattern bias check and drift against the validation mix.
 
-use super::metrics::PATTERN_WARNING_SHARE;
+use crate::model::evaluation::PATTERN_WARNING_SHARE;
 use crate::store::{ClassificationRecord, DayCounts};
 use serde::Serialize;
 use std::collections::HashMap;

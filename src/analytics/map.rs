@@ -3,7 +3,8 @@
 //! (frames that do not look like the posters the device usually sees: a
 //! blank wall, a hand, a screen glare).
 
-use crate::store::{PosterFeatures, PosterId};
+use crate::poster::PosterId;
+use crate::store::PosterFeatures;
 use linfa::prelude::*;
 use linfa::DatasetBase;
 use linfa_clustering::KMeans;

@@ -324,7 +324,7 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::camera::synthetic::{render, render_frame, Scene};
+    use crate::camera::source::synthetic::{render, render_frame, Scene};
 
     fn settings() -> DetectorSettings {
         DetectorSettings {

@@ -184,7 +184,7 @@ fn inputs(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, String)> {
         args.images.display()
     );
     let drawn = (0..args.posters)
-        .map(|i| crate::testing::drawn_poster_jpeg(i as u32, 224, 320))
+        .map(|i| crate::drawing::drawn_poster_jpeg(i as u32, 224, 320))
         .collect();
     Ok((drawn, "drawn images".into()))
 }

@@ -7,7 +7,7 @@
 
 use crate::camera::change::{Detector, DetectorSettings, Rect, Signature};
 use crate::camera::source::decode_jpeg;
-use crate::camera::synthetic::{render_frame, Scene};
+use crate::camera::source::synthetic::{render_frame, Scene};
 use crate::config::CameraDefaults;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let jpegs: Vec<_> = frames
         .iter()
         .take(8)
-        .map(|f| crate::testing::encode(f, image::ImageFormat::Jpeg))
+        .map(|f| crate::drawing::encode(f, image::ImageFormat::Jpeg))
         .collect();
     let defaults = CameraDefaults::default();
     let mut detector = Detector::new(DetectorSettings {

@@ -1,7 +1,7 @@
 //! `marquee dashboard hash-password` and `new-token`: the credentials the
 //! `[dashboard]` section takes, made without the secret ever being stored.
 
-use crate::web::auth;
+use crate::credentials as auth;
 use anyhow::Context as _;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;

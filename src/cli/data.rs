@@ -4,9 +4,9 @@ use anyhow::Context;
 use std::path::Path;
 
 use super::DataArgs;
-use crate::dataset::{self, Labelled};
-use crate::features::{self, FeatureCache};
 use crate::model::{self, manifest::Manifest};
+use crate::offline::dataset::{self, Labelled};
+use crate::offline::feature_cache::{self, FeatureCache};
 
 pub struct WithFeatures {
     pub posters: Vec<Labelled>,
@@ -36,7 +36,7 @@ pub fn load(
         cache.path().display()
     );
     let progress = |done: usize, total: usize| eprintln!("  features {done}/{total}");
-    let extracted = features::extract(
+    let extracted = feature_cache::extract(
         &posters,
         &backbone,
         &manifest.normalisation(),

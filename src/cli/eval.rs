@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use super::{data, DataArgs, ModelArgs};
-use crate::analytics::metrics::{self, Evaluation, Report};
-use crate::dataset;
+use crate::model::evaluation::{self as metrics, Evaluation, Report};
 use crate::model::{head::GenreHead, manifest::Manifest};
+use crate::offline::dataset;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

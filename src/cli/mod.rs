@@ -101,7 +101,7 @@ impl DataArgs {
     pub fn cache_dir(&self) -> PathBuf {
         self.cache
             .clone()
-            .unwrap_or_else(crate::features::default_cache_dir)
+            .unwrap_or_else(crate::offline::feature_cache::default_cache_dir)
     }
     pub fn threads(&self) -> usize {
         self.threads

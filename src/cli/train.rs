@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::{data, eval, DataArgs, ModelArgs};
-use crate::dataset::{self, split_of, Split};
 use crate::model::manifest::{sha256_hex, FileRef, Manifest};
 use crate::model::training::{self, TrainConfig};
+use crate::offline::dataset::{self, split_of, Split};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -29,6 +29,7 @@
 //! ```
 
 mod board;
+pub mod camera_source;
 mod error;
 mod layers;
 mod schema;
@@ -41,6 +42,7 @@ pub use board::{
     board_for_model, builtin_names, names_in, BoardChoice, BoardSelection, BUILTIN_PROFILES,
     DEVICE_TREE_MODEL, FALLBACK_BOARD,
 };
+pub use camera_source::{SourceSpec, SYNTHETIC_SCRIPTS};
 pub use error::{ConfigError, Problem};
 pub use layers::{Origin, Override, Provenance, ENV_PREFIX};
 pub use schema::{

@@ -429,8 +429,8 @@ fn dashboard_credentials_are_checked_and_never_plain() {
     });
     assert!(err.contains("needs dashboard.password_hash"), "{err}");
 
-    let hash = crate::web::auth::hash_password("long enough").unwrap();
-    let (_, token) = crate::web::auth::new_token().unwrap();
+    let hash = crate::credentials::hash_password("long enough").unwrap();
+    let (_, token) = crate::credentials::new_token().unwrap();
     let file = write(
         dir.path(),
         "ok.toml",

@@ -2,9 +2,9 @@
 //! that only make sense together. Every rule reports a [`Problem`] rather
 //! than stopping, so one `marquee config check` lists everything to fix.
 
+use super::camera_source::SourceSpec;
 use super::error::Problem;
 use super::schema::{CameraConfig, Config, DashboardConfig, MqttConfig};
-use crate::camera::SourceSpec;
 use std::collections::BTreeSet;
 use std::path::Path;
 

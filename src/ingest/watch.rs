@@ -30,15 +30,15 @@
 //! - **Full queue.** The watcher waits for room (`send().await`): the files
 //!   wait on disk, nothing is dropped.
 
-use super::{IngestError, Poster};
-use crate::metrics::Metrics;
-use crate::store::{now_ms, StoreHandle, WatchedFile};
+use crate::poster::{Answer, Poster, PosterError, WatchedFile};
+use crate::queue::{PosterQueue, QueueInput, WhenFull};
+use crate::store::StoreHandle;
+use crate::telemetry::Metrics;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument as _};
 
@@ -78,7 +78,7 @@ pub struct WatchOptions {
 pub struct Watcher {
     opts: WatchOptions,
     poll: Duration,
-    posters: mpsc::Sender<Poster>,
+    queue: QueueInput,
     store: StoreHandle,
     metrics: Arc<Metrics>,
 }
@@ -93,7 +93,7 @@ struct Settling {
 /// A file handed to the workers, waiting for its result.
 struct InFlight {
     file: WatchedFile,
-    answer: oneshot::Receiver<Result<crate::publish::PosterEvent, IngestError>>,
+    answer: Answer,
 }
 
 /// What one poll found about one settled file.
@@ -108,7 +108,7 @@ impl Watcher {
     /// the start, with the key named, instead of logging forever.
     pub fn new(
         opts: WatchOptions,
-        posters: mpsc::Sender<Poster>,
+        queue: &PosterQueue,
         store: StoreHandle,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WatchError> {
@@ -122,7 +122,7 @@ impl Watcher {
         Ok(Self {
             opts,
             poll,
-            posters,
+            queue: queue.input(WhenFull::Wait),
             store,
             metrics,
         })
@@ -131,12 +131,12 @@ impl Watcher {
     /// Poll until `stop`. Posters already queued are finished by the
     /// workers (and marked done); a file not yet queued is found again by
     /// the next start.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let span = info_span!("watch", dir = %self.opts.dir.display());
         self.poll_loop(stop).instrument(span).await;
     }
 
-    async fn poll_loop(self, stop: CancellationToken) {
+    async fn poll_loop(&mut self, stop: CancellationToken) {
         info!(
             settle_ms = self.opts.settle.as_millis(),
             "watching the folder"
@@ -232,7 +232,7 @@ impl Watcher {
 
     /// Read one settled file and queue it (waiting for room), unless the
     /// store already knows it or it cannot be a poster.
-    async fn submit(&self, ready: &Ready, stop: &CancellationToken) -> Submit {
+    async fn submit(&mut self, ready: &Ready, stop: &CancellationToken) -> Submit {
         let file = WatchedFile {
             path: ready.path.as_os_str().as_bytes().to_vec(),
             size_bytes: ready.size,
@@ -252,7 +252,7 @@ impl Watcher {
             }
         }
         if ready.size > self.opts.max_bytes {
-            let err = IngestError::TooLarge {
+            let err = PosterError::TooLarge {
                 size: ready.size,
                 limit: self.opts.max_bytes,
             };
@@ -281,20 +281,14 @@ impl Watcher {
             return Submit::Moving;
         }
 
-        let (reply, answer) = oneshot::channel();
-        let poster = Poster {
-            bytes: bytes.into(),
-            source: SOURCE.to_owned(),
-            received_at: now_ms(),
-            reply: Some(reply),
-            watched: Some(file.clone()),
-        };
+        let (mut poster, answer) = Poster::awaited(bytes.into(), SOURCE);
+        poster.file = Some(file.clone());
         // Waits while the queue is full: the folder is the buffer.
         tokio::select! {
             biased;
             () = stop.cancelled() => Submit::Stop,
-            sent = self.posters.send(poster) => match sent {
-                Ok(()) => {
+            sent = self.queue.offer(poster) => match sent {
+                Ok(_) => {
                     debug!(%path, "queued");
                     Submit::Sent(InFlight { file, answer })
                 }
@@ -311,12 +305,10 @@ impl Watcher {
     ) {
         let mut finished = Vec::new();
         for (path, flight) in in_flight.iter_mut() {
-            match flight.answer.try_recv() {
-                Err(oneshot::error::TryRecvError::Empty) => {}
-                Ok(result) => finished.push((path.clone(), Some(result))),
-                // The worker stopped without an answer (shutdown): not
-                // recorded, so the file is tried again.
-                Err(oneshot::error::TryRecvError::Closed) => finished.push((path.clone(), None)),
+            // `Some(None)`: the worker stopped without an answer
+            // (shutdown): not recorded, so the file is tried again.
+            if let Some(result) = flight.answer.try_outcome() {
+                finished.push((path.clone(), result));
             }
         }
         for (path, result) in finished {
@@ -331,9 +323,13 @@ impl Watcher {
                     debug!(path = %shown, poster.id = %event.id, "classified");
                     decided.insert(path, key);
                 }
-                // The worker logged, counted and recorded it as failed.
+                // The worker counted it and recorded it as failed.
                 Some(Err(err)) if err.is_permanent() => {
-                    debug!(path = %shown, error = %err, "refused");
+                    warn!(
+                        path = %shown,
+                        error = %err,
+                        "watched file refused; it is not retried unless it changes"
+                    );
                     decided.insert(path, key);
                 }
                 Some(Err(err)) => {
@@ -402,17 +398,4 @@ async fn stat(path: &Path) -> Option<(u64, i64)> {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     Some((meta.len(), mtime_ms))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_failures_of_the_bytes_themselves_are_permanent() {
-        assert!(IngestError::NotAnImage.is_permanent());
-        assert!(IngestError::BadImage("truncated".into()).is_permanent());
-        assert!(!IngestError::ShuttingDown.is_permanent());
-        assert!(!IngestError::QueueFull.is_permanent());
-    }
 }

@@ -1,6 +1,7 @@
 //! The genre model: manifest, tract backbone, calibrated linfa-trained head.
 
 pub mod backbone;
+pub mod evaluation;
 pub mod head;
 pub mod manifest;
 pub mod training;

@@ -8,8 +8,8 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 
+use super::evaluation::best_threshold;
 use super::head::{sigmoid, GenreHead, GenreModel, HEAD_FORMAT};
-use crate::analytics::metrics::best_threshold;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

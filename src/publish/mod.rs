@@ -6,7 +6,7 @@
 //!
 //! All under `<topic_prefix>/<device_id>/` (see [`Topics`]): `available`
 //! (`online` retained on connect; `offline` retained as the last will and on
-//! graceful shutdown), `poster` (one [`PosterEvent`] per result, QoS 1),
+//! graceful shutdown), `poster` (one [`PosterEvent`](crate::poster::PosterEvent) per result, QoS 1),
 //! `last` (the newest event, retained), `stats` ([`Stats`], retained),
 //! `camera/<name>/available` (per camera, retained, through
 //! [`PublishHandle::set_retained`]),
@@ -54,7 +54,7 @@ mod tracker;
 
 pub use discovery::{announcements, Announcement};
 pub use error::{OutboxError, PublishError};
-pub use event::{mark_replayed, PosterEvent, Stats};
+pub use event::{mark_replayed, Stats};
 pub use options::{PublishOptions, TlsOptions};
 pub use outbox::{Outbox, OutboxRow, PosterCounts};
 pub use status::{PublishStatus, StatusSnapshot};

@@ -18,7 +18,7 @@ use super::states::RetainedStates;
 use super::status::PublishStatus;
 use super::topics::Topics;
 use super::tracker::{Sent, Tracker};
-use crate::store::now_ms;
+use crate::poster::now_ms;
 use rumqttc::{valid_topic, AsyncClient, QoS, SubscribeFilter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

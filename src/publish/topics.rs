@@ -5,7 +5,7 @@
 pub struct Topics {
     /// `online` / `offline`, retained; `offline` is also the last will.
     pub available: String,
-    /// One JSON [`PosterEvent`](super::PosterEvent) per classification, QoS 1.
+    /// One JSON [`PosterEvent`](crate::poster::PosterEvent) per classification, QoS 1.
     pub poster: String,
     /// The latest poster event, retained, for dashboards that join late.
     pub last: String,

@@ -41,8 +41,8 @@ pub enum StoreError {
     #[error("poster {0} is not in the store")]
     UnknownPoster(String),
 
-    #[error("`{0}` is not a poster id (64 lowercase hex digits: the sha256 of the image)")]
-    InvalidPosterId(String),
+    #[error(transparent)]
+    InvalidPosterId(#[from] crate::poster::InvalidPosterId),
 
     /// A row holds data this code cannot read: a bug or a damaged file.
     #[error("stored {what} of {key} is unreadable: {detail}")]

@@ -1,8 +1,8 @@
 //! Backbone features kept per poster: half floats, little-endian.
 
 use super::error::{Context, StoreError};
-use super::types::PosterId;
 use super::Store;
+use crate::poster::PosterId;
 use half::f16;
 use rusqlite::params;
 

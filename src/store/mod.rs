@@ -30,7 +30,7 @@
 //! # let _ = backlog; Ok(()) }
 //! ```
 
-mod dashboard;
+mod aggregates;
 mod error;
 mod features;
 mod handle;
@@ -45,15 +45,15 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use dashboard::{Correction, DayCounts, LatencySummary, Totals};
+pub use aggregates::{Correction, DayCounts, LatencySummary, Totals};
 pub use error::StoreError;
 pub use features::PosterFeatures;
 pub use handle::{StoreHandle, StoreWriter};
 pub use reader::StoreReader;
 pub use types::{
-    now_ms, ClassificationRecord, Feedback, HistoryFilter, NewClassification, NewFeedback,
-    NewPoster, OutboxMessage, OutboxRow, PosterDetail, PosterId, PosterInfo, Qos, RecordOutcome,
-    RetentionReport, WatchedFile, WatchedState,
+    ClassificationRecord, Feedback, HistoryFilter, NewClassification, NewFeedback, NewPoster,
+    OutboxMessage, OutboxRow, PosterDetail, PosterInfo, Qos, RecordOutcome, RetentionReport,
+    WatchedState,
 };
 
 use error::Context;

@@ -1,10 +1,9 @@
 //! Reads for the dashboard, the metrics and the Home Assistant sensors.
 
 use super::error::{to_i64, Context, StoreError};
-use super::types::{
-    ClassificationRecord, Feedback, HistoryFilter, PosterDetail, PosterId, PosterInfo,
-};
+use super::types::{ClassificationRecord, Feedback, HistoryFilter, PosterDetail, PosterInfo};
 use super::Store;
+use crate::poster::PosterId;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::{GenreScore, Prediction};
+use crate::poster::{now_ms, PosterId};
 
 fn open_temp() -> (tempfile::TempDir, std::path::PathBuf, Store) {
     let dir = tempfile::tempdir().unwrap();

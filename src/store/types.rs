@@ -3,87 +3,10 @@
 //! Times are Unix milliseconds (`*_ms`, UTC): one integer type for SQL
 //! comparisons, JSON and Prometheus alike.
 
-use super::error::StoreError;
 use crate::model::{GenreScore, Prediction};
+use crate::poster::PosterId;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fmt;
 use utoipa::ToSchema;
-
-/// Now, as Unix milliseconds (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// A poster's id: the lowercase hex sha256 of its image bytes, so the same
-/// poster from two sources, or replayed, is one record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PosterId(String);
-
-impl PosterId {
-    /// The id of an image: hash its bytes exactly as received.
-    pub fn of_bytes(bytes: &[u8]) -> Self {
-        Self(hex::encode(Sha256::digest(bytes)))
-    }
-
-    /// Check an id given from outside (a URL, a stored row).
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        let ok = text.len() == 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(StoreError::InvalidPosterId(text.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PosterId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::str::FromStr for PosterId {
-    type Err = StoreError;
-    fn from_str(text: &str) -> Result<Self, StoreError> {
-        Self::parse(text)
-    }
-}
-
-impl utoipa::PartialSchema for PosterId {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[0-9a-f]{64}$"))
-            .description(Some("lowercase hex sha256 of the poster's image bytes"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for PosterId {}
-
-impl TryFrom<String> for PosterId {
-    type Error = StoreError;
-    fn try_from(text: String) -> Result<Self, StoreError> {
-        Self::parse(&text)
-    }
-}
-
-impl From<PosterId> for String {
-    fn from(id: PosterId) -> String {
-        id.0
-    }
-}
 
 /// A poster as it arrived, for [`Store::record`](super::Store::record).
 #[derive(Debug, Clone, PartialEq)]
@@ -251,19 +174,8 @@ pub struct RetentionReport {
     pub outbox: u64,
 }
 
-/// A file in the watched folder, as the watcher saw it once it had settled.
-/// The three fields are its key in `watched_files`: new content (a new size
-/// or mtime) is a new file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WatchedFile {
-    /// The path's raw bytes (Unix paths need not be UTF-8).
-    pub path: Vec<u8>,
-    pub size_bytes: u64,
-    /// Modification time, Unix milliseconds.
-    pub mtime_ms: i64,
-}
-
-/// What the store already decided about a [`WatchedFile`].
+/// What the store already decided about a [`WatchedFile`] (from the
+/// watched folder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchedState {
     /// Classified and recorded (as this poster).

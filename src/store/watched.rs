@@ -2,8 +2,9 @@
 //! a restart classifies nothing twice and a bad file is not retried forever.
 
 use super::error::{to_i64, Context, StoreError};
-use super::types::{now_ms, PosterId, WatchedFile, WatchedState};
+use super::types::WatchedState;
 use super::Store;
+use crate::poster::{now_ms, PosterId, WatchedFile};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Write `file`'s row: done (with its poster) when `error` is `None`,

@@ -3,10 +3,10 @@
 
 use super::error::{to_i64, Context, StoreError};
 use super::types::{
-    now_ms, NewClassification, NewFeedback, NewPoster, OutboxMessage, OutboxRow, Qos,
-    RecordOutcome, WatchedFile,
+    NewClassification, NewFeedback, NewPoster, OutboxMessage, OutboxRow, Qos, RecordOutcome,
 };
 use super::Store;
+use crate::poster::{now_ms, WatchedFile};
 use rusqlite::{params, OptionalExtension, Row};
 
 fn json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {

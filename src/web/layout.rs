@@ -95,6 +95,30 @@ pub fn page_with_status(
     html_response(status, markup)
 }
 
+/// An HTML error page without the navigation (for answers given before
+/// access is known: the guard's refusals, unknown paths).
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    html_response(
+        status,
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · Marquee" }
+                    link rel="stylesheet" href={ "/assets/app.css?v=" (super::assets::version()) };
+                }
+                body { main {
+                    h1 { (title) }
+                    div.banner.bad { (message) }
+                    p { a href="/" { "Back to the dashboard" } }
+                } }
+            }
+        },
+    )
+}
+
 pub fn html_response(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, markup.into_string()).into_response();
     response.headers_mut().insert(

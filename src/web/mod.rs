@@ -19,12 +19,16 @@
 //!
 //! `/api/openapi.json` is generated from the handlers' annotations
 //! (utoipa), so it cannot drift from the routes. Access rules: [`auth`].
+//! Every refusal is an [`error::ApiError`]. `/healthz`, `/readyz` and
+//! `/metrics` ([`health`]) are open to probes.
 
 pub mod api;
 mod assets;
 pub mod auth;
 mod charts;
 pub mod data;
+pub mod error;
+mod health;
 mod layout;
 pub mod model_card;
 mod pages;
@@ -32,9 +36,10 @@ pub mod samples;
 
 use crate::analytics::insights::ReferenceMix;
 use crate::config::DashboardConfig;
-use crate::ingest::http::HttpState;
-use crate::publish::PosterEvent;
-use crate::store::StoreReader;
+use crate::ingest::http::Uploads;
+use crate::poster::PosterEvent;
+use crate::publish::PublishHandle;
+use crate::store::{StoreHandle, StoreReader};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,8 +51,12 @@ pub const LIVE_BUFFER: usize = 64;
 /// Everything the dashboard's handlers share; cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
-    /// The upload and health endpoints' state (queue, store, publisher).
-    pub http: HttpState,
+    /// Uploads into the classify queue.
+    pub uploads: Uploads,
+    /// The store's writer (health probes, corrections).
+    pub store: StoreHandle,
+    pub publish: PublishHandle,
+    /// Read-only connections for the pages.
     pub reader: StoreReader,
     /// Each stored classification, as it is committed.
     pub live: broadcast::Sender<PosterEvent>,
@@ -90,8 +99,8 @@ pub fn router(state: WebState) -> Router {
             auth::guard,
         ))
         .layer(axum::middleware::from_fn(assets::security_headers))
-        .with_state(state.clone())
-        .merge(crate::ingest::http::health_router(state.http))
+        .merge(health::routes())
+        .with_state(state)
         // gzip when the client asks for it; tower-http leaves images and
         // server-sent events (which must flush per event) uncompressed.
         .layer(tower_http::compression::CompressionLayer::new())
@@ -107,8 +116,11 @@ async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
                    /api/openapi.json (POST /api/v1/posters to classify), health at \
                    /healthz, /readyz and /metrics";
     if wants_html {
-        pages::error_page(axum::http::StatusCode::NOT_FOUND, "Not found", message)
+        layout::error_page(axum::http::StatusCode::NOT_FOUND, "Not found", message)
     } else {
-        crate::ingest::http::error_response(axum::http::StatusCode::NOT_FOUND, message.to_owned())
+        axum::response::IntoResponse::into_response(error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            message,
+        ))
     }
 }

@@ -28,7 +28,7 @@ pub fn all() -> Vec<Sample> {
     draw.into_iter()
         .map(|(name, f)| Sample {
             name,
-            jpeg: crate::testing::encode(
+            jpeg: crate::drawing::encode(
                 &RgbImage::from_fn(WIDTH, HEIGHT, f),
                 image::ImageFormat::Jpeg,
             ),

@@ -4,13 +4,13 @@
 //! `synthetic:demo` plays a looping script in real time to try the
 //! appliance without a camera.
 
-use super::source::{Frame, FrameSource, SourceError, SourceFuture};
+use super::{Frame, FrameSource, SourceError, SourceFuture};
 use image::{Rgb, RgbImage};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The scripts `synthetic:<name>` accepts.
-pub const SCRIPTS: &[&str] = &["demo"];
+pub use crate::config::SYNTHETIC_SCRIPTS as SCRIPTS;
 
 /// What is in front of the camera.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,15 +1,16 @@
-//! The daemon's counters and the Prometheus text exposition for `/metrics`.
+//! Telemetry: the daemon's counters and the Prometheus text exposition
+//! for `/metrics`.
 //!
 //! Hand-written rather than a metrics crate: a dozen series, written by the
 //! classify workers and read by one endpoint, need no registry. Counters
 //! are atomics or a mutex-guarded map per label set (labels are few and
 //! bounded: the sources and the error kinds).
 
-use crate::camera::CameraRegistry;
+use crate::camera::CameraStatus;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the inference latency buckets, in seconds: from a fast
@@ -24,8 +25,6 @@ pub struct Metrics {
     posters_by_source: Mutex<BTreeMap<String, u64>>,
     errors_by_kind: Mutex<BTreeMap<&'static str, u64>>,
     latency: Histogram,
-    /// The cameras, once started; their counters are read at scrape time.
-    cameras: OnceLock<CameraRegistry>,
 }
 
 /// What the pipeline knows at scrape time, besides the counters.
@@ -39,6 +38,8 @@ pub struct Gauges {
     pub published: u64,
     pub inbound_dropped: u64,
     pub model_loaded: bool,
+    /// Each camera's counters, read at scrape time.
+    pub cameras: Vec<CameraStatus>,
 }
 
 #[derive(Debug)]
@@ -187,20 +188,12 @@ impl Metrics {
         let sum = self.latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum {sum}");
         let _ = writeln!(out, "{name}_count {count}");
-        if let Some(cameras) = self.cameras.get() {
-            render_cameras(&mut out, &cameras.snapshot());
-        }
+        render_cameras(&mut out, &g.cameras);
         out
-    }
-
-    /// Report these cameras' counters from now on (once; later calls are
-    /// ignored).
-    pub fn attach_cameras(&self, cameras: CameraRegistry) {
-        let _ = self.cameras.set(cameras);
     }
 }
 
-fn render_cameras(out: &mut String, cameras: &[crate::camera::CameraStatus]) {
+fn render_cameras(out: &mut String, cameras: &[CameraStatus]) {
     if cameras.is_empty() {
         return;
     }

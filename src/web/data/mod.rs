@@ -5,31 +5,25 @@ use super::WebState;
 use crate::analytics::accuracy::{self, Accuracy};
 use crate::analytics::impact::{self, Impact, ImpactInputs};
 use crate::analytics::insights::{self, Insights};
-use crate::analytics::map::{self, PosterMap, MAP_MAX_POSTERS};
-use crate::ingest::http::error_response;
+use crate::poster::{now_ms, PosterId};
 use crate::store::{
-    now_ms, ClassificationRecord, Feedback, HistoryFilter, NewFeedback, PosterDetail, PosterId,
-    StoreError, Totals,
+    ClassificationRecord, Feedback, HistoryFilter, NewFeedback, PosterDetail, StoreError, Totals,
 };
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tracing::warn;
 use utoipa::{IntoParams, ToSchema};
+
+mod latest;
+#[path = "map.rs"]
+mod poster_map;
+
+pub use latest::{latest_all, LatestCache};
+pub use poster_map::{poster_map, MapAnswer, MapCache, MapView};
 
 /// History rows per page: a phone screen or two of thumbnails, and a page
 /// well under the 200 KB budget with its images.
 pub const PER_PAGE: usize = 24;
 /// Most rows one API call may ask for.
 pub const MAX_PER_PAGE: usize = 200;
-/// The map is recomputed when this share of posters is new...
-const MAP_STALE_SHARE: f64 = 0.1;
-/// ...or when it is older than this and anything is new.
-const MAP_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Why a dashboard request failed; the API answers it as JSON, pages as HTML.
 #[derive(Debug, thiserror::Error)]
@@ -42,28 +36,6 @@ pub enum DataError {
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl DataError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Store(StoreError::UnknownPoster(_)) => StatusCode::NOT_FOUND,
-            Self::Store(StoreError::InvalidPosterId(_)) => StatusCode::BAD_REQUEST,
-            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl IntoResponse for DataError {
-    fn into_response(self) -> Response {
-        if matches!(self.status(), StatusCode::INTERNAL_SERVER_ERROR) {
-            warn!(error = %self, "dashboard request failed");
-        }
-        error_response(self.status(), self.to_string())
-    }
 }
 
 /// `GET /api/v1/history` and `/history` filters.
@@ -289,11 +261,7 @@ pub async fn add_feedback(
         created_at_ms: now_ms(),
     };
     let stored = feedback.clone();
-    let feedback_id = state
-        .http
-        .store
-        .call(move |s| s.add_feedback(&stored))
-        .await?;
+    let feedback_id = state.store.call(move |s| s.add_feedback(&stored)).await?;
     Ok(Feedback {
         id: feedback_id,
         poster_id: feedback.poster_id,
@@ -301,75 +269,6 @@ pub async fn add_feedback(
         by: feedback.by,
         created_at_ms: feedback.created_at_ms,
     })
-}
-
-/// Each poster's latest classification, kept between requests and caught
-/// up with only the rows added since: decoding every stored classification
-/// on each page view is what made `/insights` and `/impact` slow with
-/// 10,000 posters. Reloaded in full when rows were deleted (retention).
-#[derive(Clone, Default)]
-pub struct LatestCache {
-    inner: Arc<tokio::sync::Mutex<Option<LatestState>>>,
-}
-
-struct LatestState {
-    count: u64,
-    min_id: i64,
-    max_id: i64,
-    by_poster: HashMap<PosterId, ClassificationRecord>,
-    sorted: Arc<Vec<ClassificationRecord>>,
-}
-
-impl LatestState {
-    fn rebuild(&mut self) {
-        let mut rows: Vec<ClassificationRecord> = self.by_poster.values().cloned().collect();
-        rows.sort_by_key(|r| r.id);
-        self.sorted = Arc::new(rows);
-    }
-}
-
-/// Each poster's latest classification, oldest first.
-pub async fn latest_all(state: &WebState) -> Result<Arc<Vec<ClassificationRecord>>, DataError> {
-    let mut guard = state.latest.inner.lock().await;
-    let (count, min_id, max_id) = state.reader.read(|s| s.classification_bounds()).await?;
-    if let Some(cached) = guard.as_mut() {
-        if cached.max_id == max_id && cached.count == count && cached.min_id == min_id {
-            return Ok(Arc::clone(&cached.sorted));
-        }
-        let appended_only = cached.min_id == min_id || cached.count == 0;
-        if appended_only && max_id > cached.max_id {
-            let after = cached.max_id;
-            let new = state
-                .reader
-                .read(move |s| s.classifications_after(after))
-                .await?;
-            if cached.count + new.len() as u64 == count {
-                cached.max_id = new.last().map_or(cached.max_id, |r| r.id);
-                cached.count = count;
-                cached.min_id = min_id;
-                for record in new {
-                    cached.by_poster.insert(record.poster_id.clone(), record);
-                }
-                cached.rebuild();
-                return Ok(Arc::clone(&cached.sorted));
-            }
-        }
-    }
-    let rows = state.reader.read(|s| s.classifications_after(0)).await?;
-    let mut fresh = LatestState {
-        count: rows.len() as u64,
-        min_id: rows.first().map_or(0, |r| r.id),
-        max_id: rows.last().map_or(0, |r| r.id),
-        by_poster: HashMap::new(),
-        sorted: Arc::new(Vec::new()),
-    };
-    for record in rows {
-        fresh.by_poster.insert(record.poster_id.clone(), record);
-    }
-    fresh.rebuild();
-    let sorted = Arc::clone(&fresh.sorted);
-    *guard = Some(fresh);
-    Ok(sorted)
 }
 
 pub async fn insights(state: &WebState) -> Result<Insights, DataError> {
@@ -463,134 +362,6 @@ fn measured_per_year(totals: &Totals) -> Option<f64> {
     (span_days >= 1.0).then(|| totals.posters as f64 / span_days * 365.0)
 }
 
-/// The poster map with what each cluster is mostly tagged as.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MapView {
-    #[serde(flatten)]
-    pub map: PosterMap,
-    /// Per cluster (same order as `clusters`): its most common tags.
-    pub cluster_genres: Vec<Vec<String>>,
-    /// Posters with features in the store (the map shows the newest ones).
-    pub posters_with_features: u64,
-    /// Milliseconds the last computation took.
-    pub compute_ms: u64,
-    /// Unix ms when it was computed.
-    pub computed_at_ms: i64,
-}
-
-/// The last computed map: computing it takes seconds with thousands of
-/// posters, so pages serve this copy and refresh it in the background.
-#[derive(Clone, Default)]
-pub struct MapCache {
-    inner: Arc<MapCacheInner>,
-}
-
-#[derive(Default)]
-struct MapCacheInner {
-    current: tokio::sync::Mutex<Option<(Arc<MapView>, Instant, u64)>>,
-    refreshing: AtomicBool,
-}
-
-/// The map, or why there is none yet.
-pub enum MapAnswer {
-    Ready(Arc<MapView>),
-    TooFew { have: u64, needed: usize },
-}
-
-pub async fn poster_map(state: &WebState) -> Result<MapAnswer, DataError> {
-    let dim = state.model.feature_dim;
-    let count = state.reader.read(move |s| s.count_features(dim)).await?;
-    if (count as usize) < map::MIN_POSTERS {
-        return Ok(MapAnswer::TooFew {
-            have: count,
-            needed: map::MIN_POSTERS,
-        });
-    }
-    let cache = &state.map.inner;
-    let mut current = cache.current.lock().await;
-    if let Some((view, at, for_count)) = current.as_ref() {
-        let new = count.saturating_sub(*for_count);
-        let stale = (new as f64) > (*for_count as f64) * MAP_STALE_SHARE
-            || (new > 0 && at.elapsed() > MAP_MAX_AGE);
-        if stale && !cache.refreshing.swap(true, Ordering::SeqCst) {
-            let state = state.clone();
-            tokio::spawn(async move {
-                match compute_map(&state).await {
-                    Ok((view, n)) => {
-                        *state.map.inner.current.lock().await =
-                            Some((Arc::new(view), Instant::now(), n));
-                    }
-                    Err(err) => warn!(error = %err, "refreshing the poster map failed"),
-                }
-                state.map.inner.refreshing.store(false, Ordering::SeqCst);
-            });
-        }
-        return Ok(MapAnswer::Ready(Arc::clone(view)));
-    }
-    // First request: compute while holding the lock, so concurrent first
-    // requests wait for one computation instead of starting several.
-    let (view, n) = compute_map(state).await?;
-    let view = Arc::new(view);
-    *current = Some((Arc::clone(&view), Instant::now(), n));
-    Ok(MapAnswer::Ready(view))
-}
-
-async fn compute_map(state: &WebState) -> Result<(MapView, u64), DataError> {
-    let dim = state.model.feature_dim;
-    let started = Instant::now();
-    let latest = latest_all(state).await?;
-    let (features, count) = state
-        .reader
-        .read(move |s| {
-            Ok((
-                s.recent_features(dim, MAP_MAX_POSTERS)?,
-                s.count_features(dim)?,
-            ))
-        })
-        .await?;
-    let computed = tokio::task::spawn_blocking(move || map::compute(&features))
-        .await
-        .map_err(|e| DataError::Unavailable(format!("the map computation panicked: {e}")))?
-        .map_err(|e| DataError::Unavailable(e.to_string()))?;
-    let tags: HashMap<&str, &Vec<String>> = latest
-        .iter()
-        .map(|r| (r.poster_id.as_str(), &r.tags))
-        .collect();
-    let cluster_genres = computed
-        .clusters
-        .iter()
-        .map(|c| {
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            for p in computed.points.iter().filter(|p| p.cluster == c.id) {
-                for t in tags
-                    .get(p.poster_id.as_str())
-                    .into_iter()
-                    .flat_map(|v| v.iter())
-                {
-                    *counts.entry(t.as_str()).or_default() += 1;
-                }
-            }
-            let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            ranked
-                .into_iter()
-                .take(3)
-                .map(|(t, _)| t.to_owned())
-                .collect()
-        })
-        .collect();
-    Ok((
-        MapView {
-            map: computed,
-            cluster_genres,
-            posters_with_features: count,
-            compute_ms: started.elapsed().as_millis() as u64,
-            computed_at_ms: now_ms(),
-        },
-        count,
-    ))
-}
-
 /// The status line of every page and `GET /api/v1/status`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Status {
@@ -615,8 +386,8 @@ pub async fn status(state: &WebState) -> Result<Status, DataError> {
         .reader
         .read(|s| Ok((s.outbox_backlog()?, s.posters_today()?, s.totals()?)))
         .await?;
-    let publish = state.http.publish.status();
-    let capacity = state.http.posters.max_capacity();
+    let publish = state.publish.status();
+    let queue = &state.uploads.queue;
     Ok(Status {
         device_id: state.device_id.to_string(),
         model: state.model.name.clone(),
@@ -626,8 +397,8 @@ pub async fn status(state: &WebState) -> Result<Status, DataError> {
         } else {
             publish.last_error.clone()
         },
-        queue_depth: (capacity - state.http.posters.capacity()) as u64,
-        queue_capacity: capacity as u64,
+        queue_depth: queue.depth() as u64,
+        queue_capacity: queue.capacity() as u64,
         outbox_backlog: backlog,
         posters_today: today,
         totals,

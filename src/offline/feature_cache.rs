@@ -13,8 +13,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::dataset::Labelled;
 use crate::model::backbone::Backbone;
+use crate::offline::dataset::Labelled;
 use crate::vision::{self, DecodeLimits, Normalisation};
 
 const MAGIC: &[u8; 8] = b"MQFEAT01";

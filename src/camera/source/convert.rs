@@ -1,7 +1,7 @@
 //! Raw V4L2 pixel layouts to RGB: what a USB camera delivers when it is not
 //! MJPEG. Pure functions, tested without a device.
 
-use super::source::{FrameData, SourceError};
+use super::{FrameData, SourceError};
 use bytes::Bytes;
 use image::RgbImage;
 use std::sync::Arc;

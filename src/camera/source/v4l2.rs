@@ -8,7 +8,7 @@
 //! layouts are converted by [`super::convert`].
 
 use super::convert::{to_frame_data, Layout};
-use super::source::{Frame, FrameSource, SourceError, SourceFuture};
+use super::{Frame, FrameSource, SourceError, SourceFuture};
 use crate::config::CameraSettings;
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{

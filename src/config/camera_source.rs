@@ -2,6 +2,9 @@
 //! again to build the source: `/dev/video0`, `v4l2:0`, `http://...`,
 //! `mjpeg+http://...`, `synthetic:demo`.
 
+/// The scenes `synthetic:<script>` can draw (see `camera::source::synthetic`).
+pub const SYNTHETIC_SCRIPTS: &[&str] = &["demo"];
+
 /// Where a camera's frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
@@ -12,7 +15,7 @@ pub enum SourceSpec {
     /// An HTTP camera. `stream: None` decides by the answer's Content-Type
     /// (`multipart/x-mixed-replace` is MJPEG, an image is a snapshot).
     Http { url: String, stream: Option<bool> },
-    /// Drawn scenes; `script` names one of `synthetic::SCRIPTS`.
+    /// Drawn scenes; `script` names one of [`SYNTHETIC_SCRIPTS`].
     Synthetic { script: String },
 }
 
@@ -56,14 +59,14 @@ impl SourceSpec {
             return http_url(source).map(|url| Self::Http { url, stream: None });
         }
         if let Some(script) = source.strip_prefix("synthetic:") {
-            if super::synthetic::SCRIPTS.contains(&script) {
+            if SYNTHETIC_SCRIPTS.contains(&script) {
                 return Ok(Self::Synthetic {
                     script: script.to_owned(),
                 });
             }
             return Err(format!(
                 "`{source}`: unknown synthetic script; use one of: {}",
-                super::synthetic::SCRIPTS
+                SYNTHETIC_SCRIPTS
                     .iter()
                     .map(|s| format!("synthetic:{s}"))
                     .collect::<Vec<_>>()

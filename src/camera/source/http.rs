@@ -11,7 +11,7 @@
 //! that is not a JPEG is [`SourceError::BadFrame`] (skipped, the camera
 //! stays online).
 
-use super::source::{Frame, FrameData, FrameSource, SourceError, SourceFuture};
+use super::{Frame, FrameData, FrameSource, SourceError, SourceFuture};
 use crate::config::{CameraMode, CameraSettings};
 use bytes::{Buf as _, Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Empty};
@@ -146,7 +146,7 @@ impl HttpSource {
         let frame_interval = Duration::from_secs(1) / settings.fps.max(1);
         Ok(Self {
             target: parse_target(url)?,
-            url: super::status::redact_url(url),
+            url: crate::camera::status::redact_url(url),
             want_stream,
             interval: match settings.mode {
                 CameraMode::Continuous => frame_interval,
@@ -523,7 +523,7 @@ mod tests {
 
     #[test]
     fn parts_with_and_without_length_arrive_in_pieces() {
-        let jpeg = crate::testing::drawn_poster_jpeg(1, 32, 24);
+        let jpeg = crate::drawing::drawn_poster_jpeg(1, 32, 24);
         let mut stream = Vec::new();
         stream.extend_from_slice(b"--frame\r\nContent-Type: image/jpeg\r\n");
         stream.extend_from_slice(format!("Content-Length: {}\r\n\r\n", jpeg.len()).as_bytes());

@@ -4,8 +4,9 @@
 
 use super::error::{Context, StoreError};
 use super::read::{parse_json, stored_id, RawClassification, CLASSIFICATION_COLUMNS};
-use super::types::{ClassificationRecord, PosterId};
+use super::types::ClassificationRecord;
 use super::Store;
+use crate::poster::PosterId;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;

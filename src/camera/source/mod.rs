@@ -1,5 +1,13 @@
-//! The frame-source trait every camera kind implements (V4L2, HTTP,
-//! synthetic), and the frame it yields.
+//! The frame-source trait every camera kind implements, the frame it
+//! yields, and the sources: [`http`] (JPEG snapshots, MJPEG streams),
+//! [`v4l2`] (USB cameras, feature `camera`), [`synthetic`] (drawn scenes
+//! for tests and `synthetic:demo`).
+
+pub mod convert;
+pub mod http;
+pub mod synthetic;
+#[cfg(feature = "camera")]
+pub mod v4l2;
 
 use bytes::Bytes;
 use image::RgbImage;
@@ -123,7 +131,7 @@ mod tests {
 
     #[test]
     fn bad_jpegs_are_bad_frames_not_panics() {
-        let jpeg = crate::testing::drawn_poster_jpeg(1, 64, 48);
+        let jpeg = crate::drawing::drawn_poster_jpeg(1, 64, 48);
         assert_eq!(decode_jpeg(&jpeg).unwrap().dimensions(), (64, 48));
         for bad in [&b"<html>nope</html>"[..], &jpeg[..jpeg.len() / 2], &[][..]] {
             assert!(matches!(decode_jpeg(bad), Err(SourceError::BadFrame(_))));

@@ -1,0 +1,60 @@
+//! The JSON API behind every page. Each handler carries its OpenAPI
+//! description (`#[utoipa::path]`) and is registered with `routes!`, which
+//! adds the route and its description together: `/api/openapi.json` lists
+//! exactly what is served.
+
+mod analytics;
+pub mod cameras;
+mod posters;
+mod status;
+
+use super::WebState;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Marquee",
+        description = "Movie poster genre tagging on the device: upload posters, read the history, \
+                       correct genres, and the dashboard's analytics. With a password or tokens \
+                       configured, send `Authorization: Bearer <token>`; state-changing requests \
+                       made with the dashboard's session cookie need its `X-CSRF-Token`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every API route with its description.
+pub fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(posters::upload))
+        .routes(routes!(status::status))
+        .routes(routes!(status::events))
+        .routes(routes!(posters::history))
+        .routes(routes!(posters::poster))
+        .routes(routes!(posters::thumbnail))
+        .routes(routes!(posters::feedback))
+        .routes(routes!(analytics::insights))
+        .routes(routes!(analytics::accuracy))
+        .routes(routes!(analytics::poster_map))
+        .routes(routes!(analytics::impact))
+        .routes(routes!(status::model))
+        .routes(routes!(cameras::cameras))
+        .routes(routes!(cameras::capture))
+}

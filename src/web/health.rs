@@ -1,0 +1,88 @@
+//! The health endpoints, open to everyone (probes and Prometheus do not
+//! log in): `GET /healthz` (the process answers), `GET /readyz` (model
+//! loaded, store answering), `GET /metrics` (Prometheus text).
+
+use super::error::ApiError;
+use super::WebState;
+use crate::telemetry::Gauges;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::time::Duration;
+
+/// How long `/readyz` and `/metrics` wait for the store's writer thread,
+/// which may be busy with a burst of writes.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "alive" })).into_response()
+}
+
+async fn readyz(State(state): State<WebState>) -> Response {
+    let probe = state.store.call(|s| s.schema_version());
+    match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
+        Ok(Ok(schema)) => Json(json!({
+            "ready": true,
+            "model": state.model.name,
+            "store_schema": schema,
+            "broker_connected": state.publish.status().connected,
+        }))
+        .into_response(),
+        Ok(Err(err)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store fails ({err}); check the disk and store.path"),
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the store did not answer within {}s; retry",
+                STORE_PROBE_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<WebState>) -> Response {
+    let backlog = state.store.call(|s| s.outbox_backlog());
+    let outbox_backlog = match tokio::time::timeout(STORE_PROBE_TIMEOUT, backlog).await {
+        Ok(Ok(n)) => Some(n),
+        // Leave the series out rather than report a made-up value.
+        Ok(Err(_)) | Err(_) => None,
+    };
+    let queue = &state.uploads.queue;
+    let publish = state.publish.status();
+    let gauges = Gauges {
+        queue_depth: to_u64(queue.depth()),
+        queue_capacity: to_u64(queue.capacity()),
+        outbox_backlog,
+        broker_connected: publish.connected,
+        published: publish.published,
+        inbound_dropped: publish.inbound_dropped,
+        model_loaded: true,
+        cameras: state.cameras.snapshot(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.uploads.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
