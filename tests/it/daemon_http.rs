@@ -2,12 +2,11 @@
 //! SQLite file, the shipped model, and a real broker (or a closed port, to
 //! keep every result in the outbox).
 
-mod common;
+use crate::common;
+use crate::common::http::{multipart, parse_reply, request, try_request, Reply};
 
-use common::http::{multipart, parse_reply, request, try_request, Reply};
-
-use common::broker::{Broker, Subscriber};
-use common::daemon::{self, TestDaemon};
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::daemon::{self, TestDaemon};
 use marquee::config::Config;
 use marquee::publish::PosterEvent;
 use marquee::store::{PosterId, Store};

@@ -3,9 +3,8 @@
 //! Real broker process, real SQLite file, the real daemon (in-process through
 //! `app::start`, or the `marquee` binary where a SIGKILL is the point).
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
+use crate::common;
+use crate::common::broker::{Broker, Subscriber};
 use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store};

@@ -3,10 +3,9 @@
 //! result stays in the outbox) except in the end-to-end test, which runs a
 //! real broker and a subscriber.
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
-use common::daemon::{self, TestDaemon};
+use crate::common;
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::daemon::{self, TestDaemon};
 use marquee::app::{self, Running};
 use marquee::config::Config;
 use marquee::store::{PosterId, Store, WatchedFile, WatchedState};

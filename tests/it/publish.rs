@@ -2,9 +2,8 @@
 //! is not installed): ordering, retained state, last will, discovery,
 //! outages and restarts, TLS, and every payload checked against `schemas/`.
 
-mod common;
-
-use common::broker::{fixtures_tls, Broker, Message, Subscriber};
+use crate::common;
+use crate::common::broker::{fixtures_tls, Broker, Message, Subscriber};
 use marquee::model::{GenreScore, Prediction};
 use marquee::publish::{
     Inbound, Outbox, OutboxRow, PosterCounts, PosterEvent, PublishHandle, PublishOptions,

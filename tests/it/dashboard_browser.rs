@@ -3,10 +3,9 @@
 //! accuracy page change, watch the live feed; a screenshot of every page is
 //! kept under `target/screenshots/` (CI keeps them as artifacts).
 
-mod common;
-
-use common::daemon::{self, TestDaemon};
-use common::webdriver::Browser;
+use crate::common;
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::webdriver::Browser;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};
 use std::path::PathBuf;

@@ -3,11 +3,10 @@
 //! camera on 127.0.0.1 that serves drawn scenes as JPEG snapshots or an
 //! MJPEG stream. Waits are on events and counters, never fixed sleeps.
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
-use common::camera_server::{CameraServer, Output};
-use common::daemon::{self, TestDaemon};
+use crate::common;
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::camera_server::{CameraServer, Output};
+use crate::common::daemon::{self, TestDaemon};
 use marquee::app::Running;
 use marquee::camera::synthetic::Scene;
 use marquee::camera::CameraStatus;
@@ -435,7 +434,7 @@ async fn an_absent_v4l2_camera_is_offline_and_the_daemon_runs() {
 /// Not a test: the time from a poster put up (and held still from then on)
 /// to its event on MQTT, at 640x480 and 15 fps with the default settle time,
 /// through a real broker, HTTP camera and daemon. Prints the figures.
-/// `cargo test --release --test daemon_camera -- --ignored --nocapture latency`
+/// `cargo test --release --test it -- --ignored --nocapture latency`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: prints figures, asserts nothing about time"]
 async fn latency_from_a_still_poster_to_its_mqtt_event() {

@@ -126,10 +126,6 @@ impl Broker {
         self.tls_port
     }
 
-    pub fn flavor(&self) -> &Flavor {
-        &self.flavor
-    }
-
     /// `mqtt://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
@@ -175,10 +171,6 @@ impl Broker {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 
     fn wait_ready(&mut self, log: &Path) {

@@ -3,10 +3,9 @@
 //! the API answers what the pages show, access rules hold, bad input is
 //! refused clearly.
 
-mod common;
-
-use common::daemon::{self, TestDaemon};
-use common::http::{multipart, request, Reply};
+use crate::common;
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::{multipart, request, Reply};
 use marquee::config::Config;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};

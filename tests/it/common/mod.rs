@@ -1,6 +1,4 @@
-//! Helpers shared by the integration tests (`mod common;` in each test file).
-//! Each test binary uses a different subset, hence the allow.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (`crate::common` in each module).
 
 pub mod broker;
 pub mod camera_server;
