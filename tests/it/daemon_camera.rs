@@ -3,10 +3,11 @@
 //! camera on 127.0.0.1 that serves drawn scenes as JPEG snapshots or an
 //! MJPEG stream. Waits are on events and counters, never fixed sleeps.
 
-use crate::common;
 use crate::common::broker::{Broker, Subscriber};
 use crate::common::camera_server::{CameraServer, Output};
 use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::request;
+use crate::common::{self, closed_port_url};
 use marquee::app::Running;
 use marquee::camera::synthetic::Scene;
 use marquee::camera::CameraStatus;
@@ -15,8 +16,6 @@ use marquee::store::PosterId;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 const DEVICE: &str = "cam-dev";
@@ -76,43 +75,8 @@ impl Daemon {
 
 /// One HTTP/1.1 request: status and JSON body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    let json = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)));
-    (status, json)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
-        data = &data[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-    out
+    let reply = request(addr, method, path, &[], body.as_bytes()).await;
+    (reply.status, reply.json())
 }
 
 fn poster_topic() -> String {
@@ -302,11 +266,7 @@ async fn on_demand_capture_over_http_and_mqtt() {
     assert_eq!(code, 400, "{body}");
 
     // The MQTT command: the result goes out on the poster topic.
-    let mut subscribed = daemon.running().publish.watch_subscribed();
-    tokio::time::timeout(WAIT, subscribed.wait_for(|s| *s))
-        .await
-        .unwrap()
-        .unwrap();
+    common::wait_subscribed(&daemon.running().publish, WAIT).await;
     cam.set_scene(Scene::poster(8));
     let _ = sub
         .collect_until(Duration::from_millis(200), |_| false)
@@ -371,17 +331,9 @@ async fn broken_frames_are_counted_and_the_camera_keeps_going() {
     cam.set_scene(Scene::poster(9));
     let event = sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:door");
-    let (code, metrics) = {
-        let mut stream = TcpStream::connect(daemon.addr()).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-        (raw.contains("200 OK"), raw)
-    };
-    assert!(code);
+    let reply = request(daemon.addr(), "GET", "/metrics", &[], b"").await;
+    assert_eq!(reply.status, 200);
+    let metrics = reply.text();
     assert!(
         metrics.contains("marquee_camera_online{camera=\"door\"} 1"),
         "{metrics}"
@@ -394,12 +346,11 @@ async fn broken_frames_are_counted_and_the_camera_keeps_going() {
 async fn a_v4l2_camera_without_the_feature_is_a_clear_start_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
-        common::closed_port_url(),
+        closed_port_url(),
         &dir.path().join("marquee.db"),
         camera("usb", "/dev/video0".into(), CameraMode::OnDemand),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = marquee::app::start(cfg, listener, tokio_util::sync::CancellationToken::new())
+    let err = TestDaemon::try_start(cfg)
         .await
         .err()
         .expect("the start fails")
@@ -413,7 +364,7 @@ async fn a_v4l2_camera_without_the_feature_is_a_clear_start_error() {
 async fn an_absent_v4l2_camera_is_offline_and_the_daemon_runs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
-        common::closed_port_url(),
+        closed_port_url(),
         &dir.path().join("marquee.db"),
         camera("usb", "/dev/video9".into(), CameraMode::Continuous),
     );

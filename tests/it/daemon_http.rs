@@ -2,11 +2,10 @@
 //! SQLite file, the shipped model, and a real broker (or a closed port, to
 //! keep every result in the outbox).
 
-use crate::common;
-use crate::common::http::{multipart, parse_reply, request, try_request, Reply};
-
 use crate::common::broker::{Broker, Subscriber};
 use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::{multipart, parse_reply, request, try_request, Reply};
+use crate::common::{closed_port_url, metric};
 use marquee::config::Config;
 use marquee::publish::PosterEvent;
 use marquee::store::{PosterId, Store};
@@ -47,7 +46,7 @@ impl Daemon {
 
     /// A daemon whose broker is a closed port: every result stays in the outbox.
     async fn without_broker() -> Self {
-        Self::start(common::closed_port_url(), |_| {}).await
+        Self::start(closed_port_url(), |_| {}).await
     }
 
     async fn stop(&mut self) {
@@ -66,11 +65,6 @@ impl Daemon {
     async fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"").await
     }
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn assert_event(event: &Value, bytes: &[u8], source: &str) {
@@ -305,10 +299,7 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     // One slow worker and a queue of one: a burst overflows it.
-    let daemon = Daemon::start(common::closed_port_url(), |cfg| {
-        cfg.inference.queue_size = 1
-    })
-    .await;
+    let daemon = Daemon::start(closed_port_url(), |cfg| cfg.inference.queue_size = 1).await;
     let addr = daemon.addr;
     let uploads: Vec<_> = (0..8)
         .map(|seed| {

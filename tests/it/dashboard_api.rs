@@ -3,7 +3,7 @@
 //! the API answers what the pages show, access rules hold, bad input is
 //! refused clearly.
 
-use crate::common;
+use crate::common::closed_port_url;
 use crate::common::daemon::{self, TestDaemon};
 use crate::common::http::{multipart, request, Reply};
 use marquee::config::Config;
@@ -44,7 +44,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = daemon::config(
             "dash-test",
-            common::closed_port_url(),
+            closed_port_url(),
             &dir.path().join("marquee.db"),
         );
         tweak(&mut cfg);

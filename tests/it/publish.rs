@@ -2,8 +2,8 @@
 //! is not installed): ordering, retained state, last will, discovery,
 //! outages and restarts, TLS, and every payload checked against `schemas/`.
 
-use crate::common;
 use crate::common::broker::{fixtures_tls, Broker, Message, Subscriber};
+use crate::common::{self, wait_connected};
 use marquee::model::{GenreScore, Prediction};
 use marquee::publish::{
     Inbound, Outbox, OutboxRow, PosterCounts, PosterEvent, PublishHandle, PublishOptions,
@@ -177,20 +177,6 @@ fn spawn<O: Outbox>(opts: PublishOptions, outbox: O) -> Running {
     }
 }
 
-async fn wait_connected(handle: &PublishHandle, want: bool) {
-    let mut rx = handle.watch_connected();
-    tokio::time::timeout(WAIT, rx.wait_for(|up| *up == want))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "publisher connected={} never became {want}: {:?}",
-                !want,
-                handle.status()
-            )
-        })
-        .unwrap();
-}
-
 /// First deliveries in arrival order; duplicates (QoS 1 redelivery) dropped.
 fn first_seen(messages: &[Message]) -> Vec<i64> {
     let mut seen = BTreeSet::new();
@@ -233,7 +219,7 @@ async fn events_arrive_in_order_at_qos1_and_the_last_one_is_retained() {
     let poster_schema = schema("poster-event.schema.json");
     let mut sub = Subscriber::connect(broker.port(), &["marquee/order/poster"]).await;
     let run = spawn(options(broker.port(), "order"), outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
 
     for _ in 0..50 {
         outbox.push_event("order");
@@ -281,7 +267,7 @@ async fn rows_stay_pending_until_acknowledged_and_the_window_bounds_what_is_in_f
     let mut opts = options(port, "sink");
     opts.window = 8;
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let handle = run.handle.clone();
     common::eventually("the window fills", WAIT, || handle.status().in_flight == 8).await;
     // Absence of progress can only be shown by letting time pass.
@@ -295,7 +281,7 @@ async fn rows_stay_pending_until_acknowledged_and_the_window_bounds_what_is_in_f
 async fn online_is_retained_and_the_last_will_says_offline_on_abrupt_disconnect() {
     let broker = Broker::launch();
     let run = spawn(options(broker.port(), "will"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/will/available";
 
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
@@ -321,7 +307,7 @@ async fn online_is_retained_and_the_last_will_says_offline_on_abrupt_disconnect(
 async fn graceful_shutdown_publishes_offline_and_stops() {
     let broker = Broker::launch();
     let run = spawn(options(broker.port(), "bye"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/bye/available";
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
     assert_eq!(sub.expect(topic, WAIT).await.text(), "online");
@@ -345,7 +331,7 @@ async fn discovery_is_retained_and_announced_again_when_home_assistant_comes_onl
     let broker = Broker::launch();
     let discovery_schema = schema("ha-discovery.schema.json");
     let run = spawn(options(broker.port(), "ha"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let filter = "homeassistant/+/ha/+/config";
     let is_config =
         |m: &Message| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config");
@@ -445,7 +431,7 @@ async fn broker_down_from_the_start_then_up_delivers_everything_in_order_replaye
     outbox.hold(true);
     broker.start();
     let mut sub = Subscriber::connect(broker.port(), &["marquee/late/poster"]).await;
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.hold(false);
     run.handle.outbox_written();
 
@@ -467,7 +453,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
     let mut broker = Broker::launch();
     let outbox = MemoryOutbox::default();
     let run = spawn(options(broker.port(), "kill"), outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/kill/poster";
     let mut before_sub = Subscriber::connect(broker.port(), &[topic]).await;
 
@@ -478,7 +464,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
     run.handle.outbox_written();
     let mut before = before_sub.collect(topic, 10, WAIT).await;
     broker.stop();
-    wait_connected(&run.handle, false).await;
+    wait_connected(&run.handle, false, WAIT).await;
     // The old subscriber's connection is gone: take what it still buffered.
     before.extend(
         before_sub
@@ -507,7 +493,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
 
     broker.start();
     let mut after_sub = Subscriber::connect(broker.port(), &[topic]).await;
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.hold(false);
     run.handle.outbox_written();
 
@@ -568,7 +554,7 @@ async fn a_killed_publisher_leaves_its_backlog_in_sqlite_for_the_next_run() {
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
 
     let run = spawn(options(broker.port(), "crash"), store.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let ids: Vec<String> = (0..TOTAL)
         .map(|i| PosterId::of_bytes(format!("poster {i}").as_bytes()).to_string())
         .collect();
@@ -632,7 +618,7 @@ async fn a_killed_publisher_leaves_its_backlog_in_sqlite_for_the_next_run() {
         pending_at_kill.len() + produced_after_kill,
         "each row left pending is delivered once more, marked replayed"
     );
-    wait_connected(&run2.handle, true).await;
+    wait_connected(&run2.handle, true, WAIT).await;
     let mut backlog = u64::MAX;
     for _ in 0..500 {
         backlog = store.call(|s| s.outbox_backlog()).await.unwrap();
@@ -758,7 +744,7 @@ async fn mqtts_with_a_client_certificate() {
         client_key: Some(tls.join("client.key")),
     });
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     for _ in 0..3 {
         outbox.push_event("tls");
     }
@@ -800,7 +786,7 @@ async fn username_and_password_are_checked_by_the_broker() {
     opts.username = Some(USER.into());
     opts.password = Some(PASSWORD.into());
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.push_event("auth");
     run.handle.outbox_written();
     let got = sub.collect(topic, 1, WAIT).await;
