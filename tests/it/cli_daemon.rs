@@ -1,19 +1,9 @@
 //! `marquee config check` and `marquee serve` as an operator runs them.
 
+use crate::common::marquee_command as marquee;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn marquee() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
-    // The tests choose every layer themselves.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MARQUEE__") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 #[test]
 fn config_check_prints_the_effective_config_and_the_board() {

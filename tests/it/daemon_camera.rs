@@ -39,6 +39,42 @@ fn camera(name: &str, source: String, mode: CameraMode) -> CameraConfig {
     }
 }
 
+/// What each camera test starts with: a broker, a subscriber to the poster
+/// events (and to the cameras' topics, with `camera_topics`), and a folder
+/// for the daemon's store.
+struct Rig {
+    broker: Broker,
+    sub: Subscriber,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn new(camera_topics: bool) -> Self {
+        let broker = Broker::launch();
+        let (posters, cameras) = (poster_topic(), format!("marquee/{DEVICE}/camera/#"));
+        let filters: &[&str] = if camera_topics {
+            &[&posters, &cameras]
+        } else {
+            &[&posters]
+        };
+        let sub = Subscriber::connect(broker.port(), filters).await;
+        Self {
+            broker,
+            sub,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The daemon's settings for `camera`, on this broker and folder.
+    fn config(&self, camera: CameraConfig) -> Config {
+        config(
+            self.broker.url(),
+            &self.dir.path().join("marquee.db"),
+            camera,
+        )
+    }
+}
+
 struct Daemon(TestDaemon);
 
 impl Daemon {
@@ -103,27 +139,21 @@ async fn expect_availability(sub: &mut Subscriber, camera: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_camera_publishes_one_event_per_presentation() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("door", cam.url("/snapshot.jpg"), CameraMode::Continuous),
-    );
+    let cfg = rig.config(camera(
+        "door",
+        cam.url("/snapshot.jpg"),
+        CameraMode::Continuous,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "door", "online").await;
+    expect_availability(&mut rig.sub, "door", "online").await;
 
     // The empty wall, for a while: nothing.
     daemon.frames(15).await;
     // A poster is put up: exactly one event, from the camera.
     cam.set_scene(Scene::poster(1));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:door");
     assert_eq!(
         event["id"],
@@ -136,12 +166,13 @@ async fn a_snapshot_camera_publishes_one_event_per_presentation() {
     cam.set_scene(Scene::Wall);
     daemon.frames(15).await;
     cam.set_scene(Scene::poster(2));
-    let second = sub.expect(&poster_topic(), WAIT).await.json();
+    let second = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(second["source"], "camera:door");
     assert_ne!(second["id"], event["id"]);
     daemon.frames(15).await;
 
-    let extra = sub
+    let extra = rig
+        .sub
         .collect_until(Duration::from_millis(500), |_| false)
         .await;
     assert!(
@@ -159,41 +190,31 @@ async fn a_snapshot_camera_publishes_one_event_per_presentation() {
 
     // Shut down: the camera's retained state is `offline`.
     daemon.stop().await;
-    let mut late = Subscriber::connect(broker.port(), &[&available_topic("door")]).await;
-    let retained = late.expect(&available_topic("door"), WAIT).await;
+    let retained =
+        Subscriber::first_message(rig.broker.port(), &available_topic("door"), WAIT).await;
     assert!(retained.retain);
     assert_eq!(retained.text(), "offline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mjpeg_camera_that_goes_away_comes_back() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let mut cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera(
-            "desk",
-            format!("mjpeg+{}", cam.url("/stream")),
-            CameraMode::Continuous,
-        ),
-    );
+    let cfg = rig.config(camera(
+        "desk",
+        format!("mjpeg+{}", cam.url("/stream")),
+        CameraMode::Continuous,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     daemon.frames(10).await;
     cam.set_scene(Scene::poster(3));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
 
     // The camera dies: offline (retained), and the daemon keeps going.
     cam.kill().await;
-    expect_availability(&mut sub, "desk", "offline").await;
+    expect_availability(&mut rig.sub, "desk", "offline").await;
     let (code, body) = http(daemon.addr(), "POST", "/api/v1/capture", "").await;
     assert_eq!(code, 503, "{body}");
     assert!(
@@ -206,10 +227,10 @@ async fn an_mjpeg_camera_that_goes_away_comes_back() {
     // It comes back: online again, and captures resume.
     cam.set_scene(Scene::Wall);
     cam.restart().await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     daemon.frames(10).await;
     cam.set_scene(Scene::poster(4));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
     let status = daemon.status();
     assert!(status.reconnects >= 1, "{status:?}");
@@ -218,22 +239,16 @@ async fn an_mjpeg_camera_that_goes_away_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_capture_over_http_and_mqtt() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let cam = CameraServer::start(320, 240).await;
     cam.set_scene(Scene::poster(7));
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("desk", cam.url("/snapshot.jpg"), CameraMode::OnDemand),
-    );
+    let cfg = rig.config(camera(
+        "desk",
+        cam.url("/snapshot.jpg"),
+        CameraMode::OnDemand,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     // An idle on-demand camera classifies nothing.
     daemon.frames(2).await;
     assert_eq!(daemon.status().captures, 0);
@@ -246,7 +261,7 @@ async fn on_demand_capture_over_http_and_mqtt() {
         event["id"],
         PosterId::of_bytes(&cam.current_jpeg()).as_str()
     );
-    let published = sub.expect(&poster_topic(), WAIT).await.json();
+    let published = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(published["id"], event["id"]);
 
     // Named, by query or JSON body; an unknown name is a 404 naming the cameras.
@@ -268,24 +283,27 @@ async fn on_demand_capture_over_http_and_mqtt() {
     // The MQTT command: the result goes out on the poster topic.
     common::wait_subscribed(&daemon.running().publish, WAIT).await;
     cam.set_scene(Scene::poster(8));
-    let _ = sub
+    let _ = rig
+        .sub
         .collect_until(Duration::from_millis(200), |_| false)
         .await;
-    sub.publish(
-        &format!("marquee/{DEVICE}/capture"),
-        r#"{"camera":"desk"}"#,
-        false,
-    )
-    .await;
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    rig.sub
+        .publish(
+            &format!("marquee/{DEVICE}/capture"),
+            r#"{"camera":"desk"}"#,
+            false,
+        )
+        .await;
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
     assert_eq!(
         event["id"],
         PosterId::of_bytes(&cam.current_jpeg()).as_str()
     );
-    sub.publish(&format!("marquee/{DEVICE}/capture"), "", false)
+    rig.sub
+        .publish(&format!("marquee/{DEVICE}/capture"), "", false)
         .await;
-    let _ = sub.expect(&poster_topic(), WAIT).await;
+    let _ = rig.sub.expect(&poster_topic(), WAIT).await;
 
     let status = daemon.status();
     assert_eq!(status.captures, 4, "{status:?}");
@@ -294,15 +312,13 @@ async fn on_demand_capture_over_http_and_mqtt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_frames_are_counted_and_the_camera_keeps_going() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(false).await;
     let cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(broker.port(), &[&poster_topic()]).await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("door", cam.url("/snapshot.jpg"), CameraMode::Continuous),
-    );
+    let cfg = rig.config(camera(
+        "door",
+        cam.url("/snapshot.jpg"),
+        CameraMode::Continuous,
+    ));
     let daemon = Daemon::start(cfg).await;
     daemon.frames(5).await;
 
@@ -329,7 +345,7 @@ async fn broken_frames_are_counted_and_the_camera_keeps_going() {
     // Good frames again: a poster goes through as usual.
     cam.set_output(Output::Good);
     cam.set_scene(Scene::poster(9));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:door");
     let reply = request(daemon.addr(), "GET", "/metrics", &[], b"").await;
     assert_eq!(reply.status, 200);
@@ -389,16 +405,14 @@ async fn an_absent_v4l2_camera_is_offline_and_the_daemon_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: prints figures, asserts nothing about time"]
 async fn latency_from_a_still_poster_to_its_mqtt_event() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(false).await;
     let cam = CameraServer::start(640, 480).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(broker.port(), &[&poster_topic()]).await;
     let mut settings = camera("bench", cam.url("/snapshot.jpg"), CameraMode::Continuous);
     settings.width = Some(640);
     settings.height = Some(480);
     settings.fps = Some(15);
     settings.settle_ms = None;
-    let cfg = config(broker.url(), &dir.path().join("marquee.db"), settings);
+    let cfg = rig.config(settings);
     let settle_ms = cfg.camera_defaults.settle_ms;
     let daemon = Daemon::start(cfg).await;
     daemon.frames(15).await;
@@ -408,7 +422,7 @@ async fn latency_from_a_still_poster_to_its_mqtt_event() {
         daemon.frames(20).await;
         let t0 = std::time::Instant::now();
         cam.set_scene(Scene::poster(seed));
-        let event = sub.expect(&poster_topic(), WAIT).await.json();
+        let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
         latencies.push(t0.elapsed());
         assert_eq!(event["source"], "camera:bench");
     }

@@ -62,6 +62,19 @@ impl Daemon {
         request(self.addr, "POST", "/api/v1/posters", &[], body).await
     }
 
+    /// Upload `bytes` as the multipart form field `field`.
+    async fn upload_multipart(&self, field: &str, bytes: &[u8]) -> Reply {
+        let (content_type, body) = multipart(field, bytes);
+        request(
+            self.addr,
+            "POST",
+            "/api/v1/posters",
+            &[("Content-Type", &content_type)],
+            &body,
+        )
+        .await
+    }
+
     async fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"").await
     }
@@ -118,27 +131,11 @@ async fn upload_answers_the_event_and_commits_poster_and_outbox_row() {
 async fn multipart_file_field_is_accepted() {
     let daemon = Daemon::without_broker().await;
     let poster = drawn_poster_jpeg(12, 200, 300);
-    let (content_type, body) = multipart("file", &poster);
-    let reply = request(
-        daemon.addr,
-        "POST",
-        "/api/v1/posters",
-        &[("Content-Type", &content_type)],
-        &body,
-    )
-    .await;
+    let reply = daemon.upload_multipart("file", &poster).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_event(&reply.json(), &poster, "http");
 
-    let (content_type, body) = multipart("image", &poster);
-    let reply = request(
-        daemon.addr,
-        "POST",
-        "/api/v1/posters",
-        &[("Content-Type", &content_type)],
-        &body,
-    )
-    .await;
+    let reply = daemon.upload_multipart("image", &poster).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert!(reply.error_message().contains("`file`"));
 }

@@ -104,13 +104,7 @@ struct Process {
 impl Process {
     async fn serve(device: &str, mqtt_port: u16, db: &Path, dir: &Path, run: u32) -> Self {
         let ready = dir.join(format!("ready-{run}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("MARQUEE__") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
+        let child = common::marquee_command()
             .args([
                 "serve",
                 "--board",

@@ -237,8 +237,7 @@ async fn events_arrive_in_order_at_qos1_and_the_last_one_is_retained() {
     assert_eq!(run.handle.status().published, 50);
     assert_eq!(run.handle.status().in_flight, 0);
 
-    let mut late = Subscriber::connect(broker.port(), &["marquee/order/last"]).await;
-    let last = late.expect("marquee/order/last", WAIT).await;
+    let last = Subscriber::first_message(broker.port(), "marquee/order/last", WAIT).await;
     assert!(last.retain, "`last` is retained");
     assert_eq!(seq_of(&last), 50);
     assert_valid(&poster_schema, &last);
@@ -286,21 +285,13 @@ async fn online_is_retained_and_the_last_will_says_offline_on_abrupt_disconnect(
 
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
     assert_eq!(sub.expect(topic, WAIT).await.text(), "online");
-    let online = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
+    let online = Subscriber::first_message(broker.port(), topic, WAIT).await;
     assert_eq!((online.text().as_str(), online.retain), ("online", true));
 
     // Like SIGKILL: the socket closes without a DISCONNECT.
     run.task.abort();
     let _ = run.task.await;
-    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
-    let after = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
-    assert_eq!((after.text().as_str(), after.retain), ("offline", true));
+    assert_went_offline(&mut sub, broker.port(), topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,12 +308,15 @@ async fn graceful_shutdown_publishes_offline_and_stops() {
         .await
         .expect("publisher stops within the timeout")
         .unwrap();
-    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
     assert!(!run.handle.status().connected);
-    let after = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
+    assert_went_offline(&mut sub, broker.port(), topic).await;
+}
+
+/// The subscriber that was listening hears `offline` on `available`, and a
+/// new one gets it retained.
+async fn assert_went_offline(sub: &mut Subscriber, port: u16, topic: &str) {
+    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
+    let after = Subscriber::first_message(port, topic, WAIT).await;
     assert_eq!((after.text().as_str(), after.retain), ("offline", true));
 }
 

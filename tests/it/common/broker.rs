@@ -443,6 +443,15 @@ impl Subscriber {
         Self { client, rx, task }
     }
 
+    /// The first message a new subscriber to `topic` gets: the retained one,
+    /// where the broker holds one. Panics if none comes within `within`.
+    pub async fn first_message(port: u16, topic: &str, within: Duration) -> Message {
+        Self::connect(port, &[topic])
+            .await
+            .expect(topic, within)
+            .await
+    }
+
     /// The next message, if one comes within `within`.
     pub async fn next(&mut self, within: Duration) -> Option<Message> {
         tokio::time::timeout(within, self.rx.recv())

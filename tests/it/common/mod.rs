@@ -9,6 +9,19 @@ pub mod daemon;
 pub mod http;
 pub mod webdriver;
 
+/// The `marquee` binary this build produced, without the `MARQUEE__*`
+/// variables of the environment the tests run in: each test chooses every
+/// configuration layer itself.
+pub fn marquee_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_marquee"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MARQUEE__") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// A 127.0.0.1 port nothing listens on right now (bound, read, released).
 /// Only for what must be told a port before it listens (a broker process, a
 /// gate opened later); anything the test binds itself binds port 0.
