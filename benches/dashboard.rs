@@ -25,7 +25,7 @@ use marquee::store::{now_ms, NewClassification, NewFeedback, NewPoster, PosterId
 // The integration tests' HTTP client (one request per connection, chunked
 // bodies decoded); the bench uses only `request`.
 #[allow(dead_code)]
-#[path = "../tests/common/http.rs"]
+#[path = "../tests/it/common/http.rs"]
 mod http;
 
 use std::collections::BTreeSet;

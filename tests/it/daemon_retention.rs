@@ -1,13 +1,11 @@
 //! Retention through the real daemon: `store.retention_days` is applied as
 //! the daemon starts (then hourly), and never takes an undelivered result.
 
-use marquee::app;
-use marquee::config::Config;
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::{self, closed_port_url};
 use marquee::model::{GenreScore, Prediction};
 use marquee::store::{now_ms, NewClassification, NewPoster, OutboxMessage, PosterId, Qos, Store};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const WAIT: Duration = Duration::from_secs(60);
@@ -62,40 +60,17 @@ async fn retention_runs_at_start_and_keeps_undelivered_results() {
         assert_eq!(store.posters_since(0).unwrap(), 3);
     }
 
-    let mut cfg = Config {
-        device_id: "ret".into(),
-        ..Config::default()
-    };
-    cfg.mqtt.discovery = false;
     // A closed port: nothing more gets published while the test looks.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    cfg.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-    cfg.store.path = db.clone();
+    let mut cfg = daemon::config("ret", closed_port_url(), &db);
     cfg.store.retention_days = Some(7);
-    cfg.inference.threads = 1;
-    let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
+    let mut daemon = TestDaemon::start(cfg).await;
 
     // The first run is due at once: wait for its effect (by condition).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = Store::open(&db).unwrap().posters_since(0).unwrap();
-        if left == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "retention never ran: {left} posters"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    shutdown.cancel();
-    running.wait().await.unwrap();
+    common::eventually("retention to leave 1 of the 3 posters", WAIT, || {
+        Store::open(&db).unwrap().posters_since(0).unwrap() == 1
+    })
+    .await;
+    daemon.stop(WAIT).await;
 
     let store = Store::open(&db).unwrap();
     assert!(store.poster(&PosterId::of_bytes(&[3])).unwrap().is_some());

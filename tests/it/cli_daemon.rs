@@ -1,19 +1,10 @@
 //! `marquee config check` and `marquee serve` as an operator runs them.
 
+use crate::common::{closed_port_url, marquee_command as marquee};
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn marquee() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
-    // The tests choose every layer themselves.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MARQUEE__") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 #[test]
 fn config_check_prints_the_effective_config_and_the_board() {
@@ -83,25 +74,22 @@ fn config_check_fails_naming_an_unknown_key() {
 #[test]
 fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the daemon binds a free port and writes it to the ready file
+    // (a port picked here and released could be taken before it binds).
+    let ready = dir.path().join("ready");
     let mut child = marquee()
-        .args(["serve", "--board", "x86_64-generic", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "serve",
+            "--board",
+            "x86_64-generic",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .arg("--db")
         .arg(dir.path().join("m.db"))
-        .env(
-            "MARQUEE__MQTT__URL",
-            format!("mqtt://127.0.0.1:{mqtt_port}"),
-        )
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("MARQUEE__MQTT__URL", closed_port_url())
         .env("MARQUEE__INFERENCE__THREADS", "1")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -131,8 +119,16 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
             }
         }
     }
+    // The file is written right after the log line.
+    let addr: SocketAddr = loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            break text.trim().parse().expect("an address in the ready file");
+        }
+        assert!(Instant::now() < deadline, "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut reply = String::new();

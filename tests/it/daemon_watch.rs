@@ -3,11 +3,10 @@
 //! result stays in the outbox) except in the end-to-end test, which runs a
 //! real broker and a subscriber.
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
-use common::daemon::{self, TestDaemon};
-use marquee::app::{self, Running};
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::{self, closed_port_url};
+use marquee::app::Running;
 use marquee::config::Config;
 use marquee::store::{PosterId, Store, WatchedFile, WatchedState};
 use marquee::testing::drawn_poster_jpeg;
@@ -15,8 +14,6 @@ use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -43,7 +40,7 @@ impl Site {
     fn config(&self, settle_ms: u64) -> Config {
         // One inference worker (as `daemon::config` sets): files are
         // classified in the order they are queued.
-        let mut cfg = daemon::config("watch-dev", common::closed_port_url(), &self.db());
+        let mut cfg = daemon::config("watch-dev", closed_port_url(), &self.db());
         cfg.watch.dir = Some(self.inbox());
         cfg.watch.settle_ms = settle_ms;
         cfg
@@ -122,11 +119,7 @@ async fn a_dropped_file_reaches_a_subscriber_as_a_poster_event() {
     let mut sub = Subscriber::connect(broker.port(), &[topic.as_str()]).await;
     // A row written before the daemon's session is up would go out as a
     // replay; wait for the connection so this one is a live event.
-    let mut connected = daemon.running().publish.watch_connected();
-    tokio::time::timeout(WAIT, connected.wait_for(|up| *up))
-        .await
-        .expect("the daemon connects to the broker")
-        .unwrap();
+    common::wait_connected(&daemon.running().publish, true, WAIT).await;
 
     let poster = drawn_poster_jpeg(36, 240, 360);
     site.write("dropped.jpg", &poster);
@@ -304,8 +297,7 @@ async fn a_watch_dir_that_cannot_be_created_fails_the_start_naming_the_key() {
     std::fs::write(&blocker, b"x").unwrap();
     let mut cfg = site.config(200);
     cfg.watch.dir = Some(blocker.join("inbox"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = match app::start(cfg, listener, CancellationToken::new()).await {
+    let err = match TestDaemon::try_start(cfg).await {
         Ok(_) => panic!("started with an unusable watch.dir"),
         Err(err) => format!("{err:#}"),
     };

@@ -3,10 +3,9 @@
 //! the API answers what the pages show, access rules hold, bad input is
 //! refused clearly.
 
-mod common;
-
-use common::daemon::{self, TestDaemon};
-use common::http::{multipart, request, Reply};
+use crate::common::closed_port_url;
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::{multipart, request, Reply};
 use marquee::config::Config;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};
@@ -45,7 +44,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = daemon::config(
             "dash-test",
-            common::closed_port_url(),
+            closed_port_url(),
             &dir.path().join("marquee.db"),
         );
         tweak(&mut cfg);

@@ -38,6 +38,22 @@ fn fast_backoff() -> RunnerOptions {
     }
 }
 
+/// The camera runner on `source`, with a fast reconnect backoff.
+fn start(
+    mode: CameraMode,
+    source: SyntheticSource,
+    posters: &mpsc::Sender<Poster>,
+    stop: &CancellationToken,
+) -> Cameras {
+    Cameras::start(
+        vec![CameraSetup::with_source(settings(mode), Box::new(source))],
+        posters,
+        stop,
+        fast_backoff(),
+    )
+    .unwrap()
+}
+
 /// Which of `seeds` the captured JPEG shows (the nearest signature).
 fn which_poster(poster: &Poster, seeds: &[u32]) -> u32 {
     let image = image::load_from_memory(&poster.bytes).unwrap().into_rgb8();
@@ -88,16 +104,7 @@ async fn one_capture_per_presentation_none_for_the_wall_and_back_after_unplug() 
     let mut finished = source.finished();
     let (posters, mut queue) = mpsc::channel(16);
     let stop = CancellationToken::new();
-    let cameras = Cameras::start(
-        vec![CameraSetup::with_source(
-            settings(CameraMode::Continuous),
-            Box::new(source),
-        )],
-        &posters,
-        &stop,
-        fast_backoff(),
-    )
-    .unwrap();
+    let cameras = start(CameraMode::Continuous, source, &posters, &stop);
     let registry = cameras.registry();
     drop(posters);
 
@@ -130,16 +137,7 @@ async fn on_demand_captures_the_next_frame_and_names_unknown_cameras() {
     let source = SyntheticSource::live(vec![Shot::hold(Scene::poster(5), ms(500))], 20, W, H);
     let (posters, mut queue) = mpsc::channel(4);
     let stop = CancellationToken::new();
-    let cameras = Cameras::start(
-        vec![CameraSetup::with_source(
-            settings(CameraMode::OnDemand),
-            Box::new(source),
-        )],
-        &posters,
-        &stop,
-        fast_backoff(),
-    )
-    .unwrap();
+    let cameras = start(CameraMode::OnDemand, source, &posters, &stop);
     let registry = cameras.registry();
     let mut online = registry.watch_online().remove(0).1;
     tokio::time::timeout(WAIT, online.wait_for(|up| *up))

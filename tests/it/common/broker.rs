@@ -10,8 +10,9 @@
 //! `stop()` kills the broker (SIGKILL: an outage, not a shutdown) and
 //! `start()` brings it back on the same port, with empty state.
 
+use super::free_port;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -126,13 +127,9 @@ impl Broker {
         self.tls_port
     }
 
-    pub fn flavor(&self) -> &Flavor {
-        &self.flavor
-    }
-
     /// `mqtt://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        super::mqtt_url(self.port)
     }
 
     /// Start (again) on the same port; returns once it accepts connections.
@@ -175,10 +172,6 @@ impl Broker {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 
     fn wait_ready(&mut self, log: &Path) {
@@ -303,14 +296,6 @@ fn find_program(name: &str, fixed_dirs: &[&str]) -> Option<PathBuf> {
         .chain(on_path)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-}
-
-/// A port nothing listens on right now (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// Not a test: the entry point of the rumqttd fallback broker. [`Broker`]
@@ -456,6 +441,15 @@ impl Subscriber {
             .expect("subscription confirmed within 10 s")
             .expect("subscriber connection stayed up");
         Self { client, rx, task }
+    }
+
+    /// The first message a new subscriber to `topic` gets: the retained one,
+    /// where the broker holds one. Panics if none comes within `within`.
+    pub async fn first_message(port: u16, topic: &str, within: Duration) -> Message {
+        Self::connect(port, &[topic])
+            .await
+            .expect(topic, within)
+            .await
     }
 
     /// The next message, if one comes within `within`.

@@ -3,11 +3,10 @@
 //! Real broker process, real SQLite file, the real daemon (in-process through
 //! `app::start`, or the `marquee` binary where a SIGKILL is the point).
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
-use marquee::app::{self, Running};
-use marquee::config::Config;
+use crate::common::broker::{Broker, Message, Subscriber};
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::request;
+use crate::common::{self, metric, mqtt_url};
 use marquee::store::{PosterId, Store};
 use marquee::testing::drawn_poster_jpeg;
 use std::collections::BTreeSet;
@@ -15,132 +14,35 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------- helpers --
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn config(device: &str, mqtt_port: u16, db: &Path) -> Config {
-    let mut cfg = Config {
-        device_id: device.into(),
-        ..Config::default()
-    };
-    cfg.mqtt.url = format!("mqtt://127.0.0.1:{mqtt_port}");
-    cfg.mqtt.discovery = false;
-    cfg.store.path = db.to_path_buf();
-    cfg.inference.threads = 1;
-    cfg
-}
-
-async fn start(cfg: Config) -> (Running, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    // `start` returns once the daemon is ready: no sleep, no polling.
-    let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
-    (running, shutdown)
-}
-
-async fn stop(running: Running, shutdown: CancellationToken) {
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, running.wait())
-        .await
-        .expect("shutdown within the deadline")
-        .expect("clean shutdown");
-}
-
-/// One HTTP/1.1 request (`Connection: close`): status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let status = String::from_utf8_lossy(&raw[..end])
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    let chunked = String::from_utf8_lossy(&raw[..end])
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let mut body = raw[end + 4..].to_vec();
-    if chunked {
-        body = dechunk(&body);
-    }
-    (status, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16)
-            .expect("chunk size");
-        data = &data[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-    out
-}
-
 /// Upload `poster`; the daemon answers 200 once the result is committed,
 /// broker or not. Returns the poster id it answered.
 async fn upload(addr: SocketAddr, poster: &[u8]) -> String {
-    let (status, body) = http(addr, "POST", "/api/v1/posters", poster).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = event["id"].as_str().unwrap().to_owned();
+    let reply = request(addr, "POST", "/api/v1/posters", &[], poster).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(id, PosterId::of_bytes(poster).as_str());
     id
 }
 
-async fn wait_connected(running: &Running, want: bool) {
-    let mut rx = running.publish.watch_connected();
-    tokio::time::timeout(WAIT, rx.wait_for(|up| *up == want))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "broker connected never became {want}: {:?}",
-                running.publish.status()
-            )
-        })
-        .unwrap();
+/// The daemon's `/metrics` page.
+async fn metrics_page(addr: SocketAddr) -> String {
+    request(addr, "GET", "/metrics", &[], b"").await.text()
 }
 
 /// Poster ids in order of first delivery; QoS 1 redeliveries dropped.
-fn first_seen(messages: &[common::broker::Message]) -> Vec<String> {
+fn first_seen(messages: &[Message]) -> Vec<String> {
     let mut seen = BTreeSet::new();
     messages
         .iter()
         .map(|m| m.json()["id"].as_str().unwrap().to_owned())
         .filter(|id| seen.insert(id.clone()))
         .collect()
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A port the daemon dials as its broker, closed until [`Gate::open`]
@@ -155,7 +57,7 @@ struct Gate {
 impl Gate {
     fn closed() -> Self {
         Self {
-            port: free_port(),
+            port: common::free_port(),
             task: None,
         }
     }
@@ -202,13 +104,7 @@ struct Process {
 impl Process {
     async fn serve(device: &str, mqtt_port: u16, db: &Path, dir: &Path, run: u32) -> Self {
         let ready = dir.join(format!("ready-{run}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("MARQUEE__") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
+        let child = common::marquee_command()
             .args([
                 "serve",
                 "--board",
@@ -221,10 +117,7 @@ impl Process {
             .arg("--ready-file")
             .arg(&ready)
             .env("MARQUEE__DEVICE_ID", format!("\"{device}\""))
-            .env(
-                "MARQUEE__MQTT__URL",
-                format!("mqtt://127.0.0.1:{mqtt_port}"),
-            )
+            .env("MARQUEE__MQTT__URL", mqtt_url(mqtt_port))
             .env("MARQUEE__MQTT__DISCOVERY", "false")
             .env("MARQUEE__INFERENCE__THREADS", "1")
             .env("RUST_LOG", "warn")
@@ -285,14 +178,13 @@ async fn broker_down_from_the_start_then_up_delivers_every_upload_in_order_repla
     let db = dir.path().join("marquee.db");
     let mut broker = Broker::unstarted();
     let mut gate = Gate::closed();
-    let (running, shutdown) = start(config("late", gate.port, &db)).await;
+    let mut daemon = TestDaemon::start(daemon::config("late", mqtt_url(gate.port), &db)).await;
 
     let mut ids = Vec::new();
     for seed in 0..N {
-        ids.push(upload(running.addr, &drawn_poster_jpeg(300 + seed, 240, 360)).await);
+        ids.push(upload(daemon.addr, &drawn_poster_jpeg(300 + seed, 240, 360)).await);
     }
-    let (_, metrics) = http(running.addr, "GET", "/metrics", b"").await;
-    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let metrics = metrics_page(daemon.addr).await;
     assert_eq!(
         metric(&metrics, "marquee_outbox_backlog"),
         Some(f64::from(N)),
@@ -315,12 +207,12 @@ async fn broker_down_from_the_start_then_up_delivers_every_upload_in_order_repla
         assert_eq!(m.json()["replayed"], true, "waited in the outbox");
         assert_eq!(m.json()["source"], "http");
     }
-    let publish = running.publish.clone();
+    let publish = daemon.running().publish.clone();
     common::eventually("every row acknowledged", WAIT, || {
         publish.status().published >= u64::from(N)
     })
     .await;
-    stop(running, shutdown).await;
+    daemon.stop(WAIT).await;
     assert_eq!(Store::open(&db).unwrap().outbox_backlog().unwrap(), 0);
 }
 
@@ -383,27 +275,22 @@ async fn a_non_image_on_the_ingest_topic_is_counted_and_the_daemon_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("marquee.db");
     let broker = Broker::launch();
-    let (running, shutdown) = start(config("ingest", broker.port(), &db)).await;
+    let mut daemon = TestDaemon::start(daemon::config("ingest", broker.url(), &db)).await;
     let poster_topic = "marquee/ingest/poster";
     let ingest_topic = "marquee/ingest/ingest";
     let mut sub = Subscriber::connect(broker.port(), &[poster_topic]).await;
     // Images published before the broker confirms the daemon's subscription
     // are not delivered to it: wait for the SUBACK, not just the connection.
-    let mut subscribed = running.publish.watch_subscribed();
-    tokio::time::timeout(WAIT, subscribed.wait_for(|up| *up))
-        .await
-        .expect("the daemon subscribes to its ingest topic")
-        .unwrap();
+    common::wait_subscribed(&daemon.running().publish, WAIT).await;
 
     sub.publish(ingest_topic, b"{\"not\": \"an image\"}".to_vec(), false)
         .await;
-    let metrics = std::sync::Arc::clone(&running.metrics);
+    let counters = &daemon.running().metrics;
     common::eventually("the refusal counted", WAIT, || {
-        metrics.errors("not_an_image") == 1
+        counters.errors("not_an_image") == 1
     })
     .await;
-    let (_, text) = http(running.addr, "GET", "/metrics", b"").await;
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = metrics_page(daemon.addr).await;
     assert_eq!(
         metric(
             &text,
@@ -418,7 +305,7 @@ async fn a_non_image_on_the_ingest_topic_is_counted_and_the_daemon_goes_on() {
     let event = sub.expect(poster_topic, WAIT).await.json();
     assert_eq!(event["id"], PosterId::of_bytes(&poster).as_str());
     assert_eq!(event["source"], "mqtt");
-    stop(running, shutdown).await;
+    daemon.stop(WAIT).await;
 
     let store = Store::open(&db).unwrap();
     assert_eq!(store.posters_since(0).unwrap(), 1, "only the image");
@@ -436,8 +323,8 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
     // it cannot reconnect (and replay) before the new subscriber listens.
     let mut gate = Gate::closed();
     gate.open(broker.port()).await;
-    let (running, shutdown) = start(config("midkill", gate.port, &db)).await;
-    wait_connected(&running, true).await;
+    let mut daemon = TestDaemon::start(daemon::config("midkill", mqtt_url(gate.port), &db)).await;
+    common::wait_connected(&daemon.running().publish, true, WAIT).await;
     let topic = "marquee/midkill/poster";
     let mut before_sub = Subscriber::connect(broker.port(), &[topic]).await;
 
@@ -447,18 +334,18 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
     let (before_posters, outage_posters) = posters.split_at(BEFORE as usize);
     let mut ids = Vec::new();
     // The stream is flowing: the first upload arrives live...
-    ids.push(upload(running.addr, &before_posters[0]).await);
+    ids.push(upload(daemon.addr, &before_posters[0]).await);
     let first = before_sub.expect(topic, WAIT).await.json();
     assert_eq!(first["id"], ids[0].as_str());
     assert_eq!(first["replayed"], false);
     // ...and the broker dies right after the last answer, with whatever
     // the daemon has not yet had acknowledged still in flight.
     for poster in &before_posters[1..] {
-        ids.push(upload(running.addr, poster).await);
+        ids.push(upload(daemon.addr, poster).await);
     }
     broker.stop();
     gate.close().await;
-    wait_connected(&running, false).await;
+    common::wait_connected(&daemon.running().publish, false, WAIT).await;
     // The old subscriber's connection is gone: take what it still buffered.
     let mut before = vec![first.clone()];
     before.extend(
@@ -475,7 +362,7 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
     // daemon owes it again. What the broker acknowledged is the daemon's
     // job done: a broker without persistence may lose what it had not yet
     // forwarded, and the subscriber may never see it.
-    let publish = running.publish.clone();
+    let publish = daemon.running().publish.clone();
     let db_path = db.clone();
     common::eventually("acknowledged rows marked in the store", WAIT, || {
         let backlog = Store::open(&db_path).unwrap().outbox_backlog().unwrap();
@@ -503,7 +390,7 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
     // committed, the event waits in the outbox.
     let mut outage_ids = Vec::new();
     for poster in outage_posters {
-        outage_ids.push(upload(running.addr, poster).await);
+        outage_ids.push(upload(daemon.addr, poster).await);
     }
     ids.extend(outage_ids.iter().cloned());
     assert_eq!(
@@ -511,8 +398,7 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
         pending_at_kill.len() as u64 + u64::from(DURING_OUTAGE),
         "the outage uploads wait in the outbox"
     );
-    let (_, metrics) = http(running.addr, "GET", "/metrics", b"").await;
-    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let metrics = metrics_page(daemon.addr).await;
     assert_eq!(
         metric(&metrics, "marquee_broker_connected"),
         Some(0.0),
@@ -604,7 +490,7 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
         Store::open(&db_path).unwrap().outbox_backlog().unwrap() == 0
     })
     .await;
-    stop(running, shutdown).await;
+    daemon.stop(WAIT).await;
     let store = Store::open(&db).unwrap();
     assert_eq!(store.outbox_backlog().unwrap(), 0);
     assert_eq!(store.posters_since(0).unwrap(), posters.len() as u64);

@@ -2,9 +2,8 @@
 //! is not installed): ordering, retained state, last will, discovery,
 //! outages and restarts, TLS, and every payload checked against `schemas/`.
 
-mod common;
-
-use common::broker::{fixtures_tls, Broker, Message, Subscriber};
+use crate::common::broker::{fixtures_tls, Broker, Message, Subscriber};
+use crate::common::{self, wait_connected};
 use marquee::model::{GenreScore, Prediction};
 use marquee::publish::{
     Inbound, Outbox, OutboxRow, PosterCounts, PosterEvent, PublishHandle, PublishOptions,
@@ -178,20 +177,6 @@ fn spawn<O: Outbox>(opts: PublishOptions, outbox: O) -> Running {
     }
 }
 
-async fn wait_connected(handle: &PublishHandle, want: bool) {
-    let mut rx = handle.watch_connected();
-    tokio::time::timeout(WAIT, rx.wait_for(|up| *up == want))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "publisher connected={} never became {want}: {:?}",
-                !want,
-                handle.status()
-            )
-        })
-        .unwrap();
-}
-
 /// First deliveries in arrival order; duplicates (QoS 1 redelivery) dropped.
 fn first_seen(messages: &[Message]) -> Vec<i64> {
     let mut seen = BTreeSet::new();
@@ -234,7 +219,7 @@ async fn events_arrive_in_order_at_qos1_and_the_last_one_is_retained() {
     let poster_schema = schema("poster-event.schema.json");
     let mut sub = Subscriber::connect(broker.port(), &["marquee/order/poster"]).await;
     let run = spawn(options(broker.port(), "order"), outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
 
     for _ in 0..50 {
         outbox.push_event("order");
@@ -252,8 +237,7 @@ async fn events_arrive_in_order_at_qos1_and_the_last_one_is_retained() {
     assert_eq!(run.handle.status().published, 50);
     assert_eq!(run.handle.status().in_flight, 0);
 
-    let mut late = Subscriber::connect(broker.port(), &["marquee/order/last"]).await;
-    let last = late.expect("marquee/order/last", WAIT).await;
+    let last = Subscriber::first_message(broker.port(), "marquee/order/last", WAIT).await;
     assert!(last.retain, "`last` is retained");
     assert_eq!(seq_of(&last), 50);
     assert_valid(&poster_schema, &last);
@@ -282,7 +266,7 @@ async fn rows_stay_pending_until_acknowledged_and_the_window_bounds_what_is_in_f
     let mut opts = options(port, "sink");
     opts.window = 8;
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let handle = run.handle.clone();
     common::eventually("the window fills", WAIT, || handle.status().in_flight == 8).await;
     // Absence of progress can only be shown by letting time pass.
@@ -296,33 +280,25 @@ async fn rows_stay_pending_until_acknowledged_and_the_window_bounds_what_is_in_f
 async fn online_is_retained_and_the_last_will_says_offline_on_abrupt_disconnect() {
     let broker = Broker::launch();
     let run = spawn(options(broker.port(), "will"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/will/available";
 
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
     assert_eq!(sub.expect(topic, WAIT).await.text(), "online");
-    let online = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
+    let online = Subscriber::first_message(broker.port(), topic, WAIT).await;
     assert_eq!((online.text().as_str(), online.retain), ("online", true));
 
     // Like SIGKILL: the socket closes without a DISCONNECT.
     run.task.abort();
     let _ = run.task.await;
-    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
-    let after = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
-    assert_eq!((after.text().as_str(), after.retain), ("offline", true));
+    assert_went_offline(&mut sub, broker.port(), topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_publishes_offline_and_stops() {
     let broker = Broker::launch();
     let run = spawn(options(broker.port(), "bye"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/bye/available";
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
     assert_eq!(sub.expect(topic, WAIT).await.text(), "online");
@@ -332,12 +308,15 @@ async fn graceful_shutdown_publishes_offline_and_stops() {
         .await
         .expect("publisher stops within the timeout")
         .unwrap();
-    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
     assert!(!run.handle.status().connected);
-    let after = Subscriber::connect(broker.port(), &[topic])
-        .await
-        .expect(topic, WAIT)
-        .await;
+    assert_went_offline(&mut sub, broker.port(), topic).await;
+}
+
+/// The subscriber that was listening hears `offline` on `available`, and a
+/// new one gets it retained.
+async fn assert_went_offline(sub: &mut Subscriber, port: u16, topic: &str) {
+    assert_eq!(sub.expect(topic, WAIT).await.text(), "offline");
+    let after = Subscriber::first_message(port, topic, WAIT).await;
     assert_eq!((after.text().as_str(), after.retain), ("offline", true));
 }
 
@@ -346,7 +325,7 @@ async fn discovery_is_retained_and_announced_again_when_home_assistant_comes_onl
     let broker = Broker::launch();
     let discovery_schema = schema("ha-discovery.schema.json");
     let run = spawn(options(broker.port(), "ha"), MemoryOutbox::default());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let filter = "homeassistant/+/ha/+/config";
     let is_config =
         |m: &Message| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config");
@@ -446,7 +425,7 @@ async fn broker_down_from_the_start_then_up_delivers_everything_in_order_replaye
     outbox.hold(true);
     broker.start();
     let mut sub = Subscriber::connect(broker.port(), &["marquee/late/poster"]).await;
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.hold(false);
     run.handle.outbox_written();
 
@@ -468,7 +447,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
     let mut broker = Broker::launch();
     let outbox = MemoryOutbox::default();
     let run = spawn(options(broker.port(), "kill"), outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let topic = "marquee/kill/poster";
     let mut before_sub = Subscriber::connect(broker.port(), &[topic]).await;
 
@@ -479,7 +458,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
     run.handle.outbox_written();
     let mut before = before_sub.collect(topic, 10, WAIT).await;
     broker.stop();
-    wait_connected(&run.handle, false).await;
+    wait_connected(&run.handle, false, WAIT).await;
     // The old subscriber's connection is gone: take what it still buffered.
     before.extend(
         before_sub
@@ -508,7 +487,7 @@ async fn broker_killed_mid_stream_and_restarted_loses_nothing_and_keeps_order() 
 
     broker.start();
     let mut after_sub = Subscriber::connect(broker.port(), &[topic]).await;
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.hold(false);
     run.handle.outbox_written();
 
@@ -569,7 +548,7 @@ async fn a_killed_publisher_leaves_its_backlog_in_sqlite_for_the_next_run() {
     let mut sub = Subscriber::connect(broker.port(), &[topic]).await;
 
     let run = spawn(options(broker.port(), "crash"), store.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     let ids: Vec<String> = (0..TOTAL)
         .map(|i| PosterId::of_bytes(format!("poster {i}").as_bytes()).to_string())
         .collect();
@@ -633,7 +612,7 @@ async fn a_killed_publisher_leaves_its_backlog_in_sqlite_for_the_next_run() {
         pending_at_kill.len() + produced_after_kill,
         "each row left pending is delivered once more, marked replayed"
     );
-    wait_connected(&run2.handle, true).await;
+    wait_connected(&run2.handle, true, WAIT).await;
     let mut backlog = u64::MAX;
     for _ in 0..500 {
         backlog = store.call(|s| s.outbox_backlog()).await.unwrap();
@@ -759,7 +738,7 @@ async fn mqtts_with_a_client_certificate() {
         client_key: Some(tls.join("client.key")),
     });
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     for _ in 0..3 {
         outbox.push_event("tls");
     }
@@ -801,7 +780,7 @@ async fn username_and_password_are_checked_by_the_broker() {
     opts.username = Some(USER.into());
     opts.password = Some(PASSWORD.into());
     let run = spawn(opts, outbox.clone());
-    wait_connected(&run.handle, true).await;
+    wait_connected(&run.handle, true, WAIT).await;
     outbox.push_event("auth");
     run.handle.outbox_written();
     let got = sub.collect(topic, 1, WAIT).await;

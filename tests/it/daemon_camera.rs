@@ -3,11 +3,11 @@
 //! camera on 127.0.0.1 that serves drawn scenes as JPEG snapshots or an
 //! MJPEG stream. Waits are on events and counters, never fixed sleeps.
 
-mod common;
-
-use common::broker::{Broker, Subscriber};
-use common::camera_server::{CameraServer, Output};
-use common::daemon::{self, TestDaemon};
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::camera_server::{CameraServer, Output};
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::request;
+use crate::common::{self, closed_port_url};
 use marquee::app::Running;
 use marquee::camera::synthetic::Scene;
 use marquee::camera::CameraStatus;
@@ -16,8 +16,6 @@ use marquee::store::PosterId;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 const DEVICE: &str = "cam-dev";
@@ -38,6 +36,42 @@ fn camera(name: &str, source: String, mode: CameraMode) -> CameraConfig {
         height: Some(240),
         settle_ms: Some(300),
         ..CameraConfig::default()
+    }
+}
+
+/// What each camera test starts with: a broker, a subscriber to the poster
+/// events (and to the cameras' topics, with `camera_topics`), and a folder
+/// for the daemon's store.
+struct Rig {
+    broker: Broker,
+    sub: Subscriber,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn new(camera_topics: bool) -> Self {
+        let broker = Broker::launch();
+        let (posters, cameras) = (poster_topic(), format!("marquee/{DEVICE}/camera/#"));
+        let filters: &[&str] = if camera_topics {
+            &[&posters, &cameras]
+        } else {
+            &[&posters]
+        };
+        let sub = Subscriber::connect(broker.port(), filters).await;
+        Self {
+            broker,
+            sub,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The daemon's settings for `camera`, on this broker and folder.
+    fn config(&self, camera: CameraConfig) -> Config {
+        config(
+            self.broker.url(),
+            &self.dir.path().join("marquee.db"),
+            camera,
+        )
     }
 }
 
@@ -77,43 +111,8 @@ impl Daemon {
 
 /// One HTTP/1.1 request: status and JSON body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    let json = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)));
-    (status, json)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
-        data = &data[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-    out
+    let reply = request(addr, method, path, &[], body.as_bytes()).await;
+    (reply.status, reply.json())
 }
 
 fn poster_topic() -> String {
@@ -140,27 +139,21 @@ async fn expect_availability(sub: &mut Subscriber, camera: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_camera_publishes_one_event_per_presentation() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("door", cam.url("/snapshot.jpg"), CameraMode::Continuous),
-    );
+    let cfg = rig.config(camera(
+        "door",
+        cam.url("/snapshot.jpg"),
+        CameraMode::Continuous,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "door", "online").await;
+    expect_availability(&mut rig.sub, "door", "online").await;
 
     // The empty wall, for a while: nothing.
     daemon.frames(15).await;
     // A poster is put up: exactly one event, from the camera.
     cam.set_scene(Scene::poster(1));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:door");
     assert_eq!(
         event["id"],
@@ -173,12 +166,13 @@ async fn a_snapshot_camera_publishes_one_event_per_presentation() {
     cam.set_scene(Scene::Wall);
     daemon.frames(15).await;
     cam.set_scene(Scene::poster(2));
-    let second = sub.expect(&poster_topic(), WAIT).await.json();
+    let second = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(second["source"], "camera:door");
     assert_ne!(second["id"], event["id"]);
     daemon.frames(15).await;
 
-    let extra = sub
+    let extra = rig
+        .sub
         .collect_until(Duration::from_millis(500), |_| false)
         .await;
     assert!(
@@ -196,41 +190,31 @@ async fn a_snapshot_camera_publishes_one_event_per_presentation() {
 
     // Shut down: the camera's retained state is `offline`.
     daemon.stop().await;
-    let mut late = Subscriber::connect(broker.port(), &[&available_topic("door")]).await;
-    let retained = late.expect(&available_topic("door"), WAIT).await;
+    let retained =
+        Subscriber::first_message(rig.broker.port(), &available_topic("door"), WAIT).await;
     assert!(retained.retain);
     assert_eq!(retained.text(), "offline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mjpeg_camera_that_goes_away_comes_back() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let mut cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera(
-            "desk",
-            format!("mjpeg+{}", cam.url("/stream")),
-            CameraMode::Continuous,
-        ),
-    );
+    let cfg = rig.config(camera(
+        "desk",
+        format!("mjpeg+{}", cam.url("/stream")),
+        CameraMode::Continuous,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     daemon.frames(10).await;
     cam.set_scene(Scene::poster(3));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
 
     // The camera dies: offline (retained), and the daemon keeps going.
     cam.kill().await;
-    expect_availability(&mut sub, "desk", "offline").await;
+    expect_availability(&mut rig.sub, "desk", "offline").await;
     let (code, body) = http(daemon.addr(), "POST", "/api/v1/capture", "").await;
     assert_eq!(code, 503, "{body}");
     assert!(
@@ -243,10 +227,10 @@ async fn an_mjpeg_camera_that_goes_away_comes_back() {
     // It comes back: online again, and captures resume.
     cam.set_scene(Scene::Wall);
     cam.restart().await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     daemon.frames(10).await;
     cam.set_scene(Scene::poster(4));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
     let status = daemon.status();
     assert!(status.reconnects >= 1, "{status:?}");
@@ -255,22 +239,16 @@ async fn an_mjpeg_camera_that_goes_away_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_capture_over_http_and_mqtt() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(true).await;
     let cam = CameraServer::start(320, 240).await;
     cam.set_scene(Scene::poster(7));
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(
-        broker.port(),
-        &[&poster_topic(), &format!("marquee/{DEVICE}/camera/#")],
-    )
-    .await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("desk", cam.url("/snapshot.jpg"), CameraMode::OnDemand),
-    );
+    let cfg = rig.config(camera(
+        "desk",
+        cam.url("/snapshot.jpg"),
+        CameraMode::OnDemand,
+    ));
     let mut daemon = Daemon::start(cfg).await;
-    expect_availability(&mut sub, "desk", "online").await;
+    expect_availability(&mut rig.sub, "desk", "online").await;
     // An idle on-demand camera classifies nothing.
     daemon.frames(2).await;
     assert_eq!(daemon.status().captures, 0);
@@ -283,7 +261,7 @@ async fn on_demand_capture_over_http_and_mqtt() {
         event["id"],
         PosterId::of_bytes(&cam.current_jpeg()).as_str()
     );
-    let published = sub.expect(&poster_topic(), WAIT).await.json();
+    let published = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(published["id"], event["id"]);
 
     // Named, by query or JSON body; an unknown name is a 404 naming the cameras.
@@ -303,30 +281,29 @@ async fn on_demand_capture_over_http_and_mqtt() {
     assert_eq!(code, 400, "{body}");
 
     // The MQTT command: the result goes out on the poster topic.
-    let mut subscribed = daemon.running().publish.watch_subscribed();
-    tokio::time::timeout(WAIT, subscribed.wait_for(|s| *s))
-        .await
-        .unwrap()
-        .unwrap();
+    common::wait_subscribed(&daemon.running().publish, WAIT).await;
     cam.set_scene(Scene::poster(8));
-    let _ = sub
+    let _ = rig
+        .sub
         .collect_until(Duration::from_millis(200), |_| false)
         .await;
-    sub.publish(
-        &format!("marquee/{DEVICE}/capture"),
-        r#"{"camera":"desk"}"#,
-        false,
-    )
-    .await;
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    rig.sub
+        .publish(
+            &format!("marquee/{DEVICE}/capture"),
+            r#"{"camera":"desk"}"#,
+            false,
+        )
+        .await;
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:desk");
     assert_eq!(
         event["id"],
         PosterId::of_bytes(&cam.current_jpeg()).as_str()
     );
-    sub.publish(&format!("marquee/{DEVICE}/capture"), "", false)
+    rig.sub
+        .publish(&format!("marquee/{DEVICE}/capture"), "", false)
         .await;
-    let _ = sub.expect(&poster_topic(), WAIT).await;
+    let _ = rig.sub.expect(&poster_topic(), WAIT).await;
 
     let status = daemon.status();
     assert_eq!(status.captures, 4, "{status:?}");
@@ -335,15 +312,13 @@ async fn on_demand_capture_over_http_and_mqtt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_frames_are_counted_and_the_camera_keeps_going() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(false).await;
     let cam = CameraServer::start(320, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(broker.port(), &[&poster_topic()]).await;
-    let cfg = config(
-        broker.url(),
-        &dir.path().join("marquee.db"),
-        camera("door", cam.url("/snapshot.jpg"), CameraMode::Continuous),
-    );
+    let cfg = rig.config(camera(
+        "door",
+        cam.url("/snapshot.jpg"),
+        CameraMode::Continuous,
+    ));
     let daemon = Daemon::start(cfg).await;
     daemon.frames(5).await;
 
@@ -370,19 +345,11 @@ async fn broken_frames_are_counted_and_the_camera_keeps_going() {
     // Good frames again: a poster goes through as usual.
     cam.set_output(Output::Good);
     cam.set_scene(Scene::poster(9));
-    let event = sub.expect(&poster_topic(), WAIT).await.json();
+    let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
     assert_eq!(event["source"], "camera:door");
-    let (code, metrics) = {
-        let mut stream = TcpStream::connect(daemon.addr()).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-        (raw.contains("200 OK"), raw)
-    };
-    assert!(code);
+    let reply = request(daemon.addr(), "GET", "/metrics", &[], b"").await;
+    assert_eq!(reply.status, 200);
+    let metrics = reply.text();
     assert!(
         metrics.contains("marquee_camera_online{camera=\"door\"} 1"),
         "{metrics}"
@@ -395,12 +362,11 @@ async fn broken_frames_are_counted_and_the_camera_keeps_going() {
 async fn a_v4l2_camera_without_the_feature_is_a_clear_start_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
-        common::closed_port_url(),
+        closed_port_url(),
         &dir.path().join("marquee.db"),
         camera("usb", "/dev/video0".into(), CameraMode::OnDemand),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = marquee::app::start(cfg, listener, tokio_util::sync::CancellationToken::new())
+    let err = TestDaemon::try_start(cfg)
         .await
         .err()
         .expect("the start fails")
@@ -414,7 +380,7 @@ async fn a_v4l2_camera_without_the_feature_is_a_clear_start_error() {
 async fn an_absent_v4l2_camera_is_offline_and_the_daemon_runs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
-        common::closed_port_url(),
+        closed_port_url(),
         &dir.path().join("marquee.db"),
         camera("usb", "/dev/video9".into(), CameraMode::Continuous),
     );
@@ -435,20 +401,18 @@ async fn an_absent_v4l2_camera_is_offline_and_the_daemon_runs() {
 /// Not a test: the time from a poster put up (and held still from then on)
 /// to its event on MQTT, at 640x480 and 15 fps with the default settle time,
 /// through a real broker, HTTP camera and daemon. Prints the figures.
-/// `cargo test --release --test daemon_camera -- --ignored --nocapture latency`
+/// `cargo test --release --test it -- --ignored --nocapture latency`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: prints figures, asserts nothing about time"]
 async fn latency_from_a_still_poster_to_its_mqtt_event() {
-    let broker = Broker::launch();
+    let mut rig = Rig::new(false).await;
     let cam = CameraServer::start(640, 480).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sub = Subscriber::connect(broker.port(), &[&poster_topic()]).await;
     let mut settings = camera("bench", cam.url("/snapshot.jpg"), CameraMode::Continuous);
     settings.width = Some(640);
     settings.height = Some(480);
     settings.fps = Some(15);
     settings.settle_ms = None;
-    let cfg = config(broker.url(), &dir.path().join("marquee.db"), settings);
+    let cfg = rig.config(settings);
     let settle_ms = cfg.camera_defaults.settle_ms;
     let daemon = Daemon::start(cfg).await;
     daemon.frames(15).await;
@@ -458,7 +422,7 @@ async fn latency_from_a_still_poster_to_its_mqtt_event() {
         daemon.frames(20).await;
         let t0 = std::time::Instant::now();
         cam.set_scene(Scene::poster(seed));
-        let event = sub.expect(&poster_topic(), WAIT).await.json();
+        let event = rig.sub.expect(&poster_topic(), WAIT).await.json();
         latencies.push(t0.elapsed());
         assert_eq!(event["source"], "camera:bench");
     }

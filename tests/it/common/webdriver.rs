@@ -42,11 +42,7 @@ impl Browser {
         });
         let browser_bin = find_program(&["chromium", "chromium-browser", "google-chrome"])
             .unwrap_or_else(|| panic!("chromium not found: apt-get install -y chromium"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             // A zone away from UTC (and by half an hour) so the pages'

@@ -2,12 +2,10 @@
 //! SQLite file, the shipped model, and a real broker (or a closed port, to
 //! keep every result in the outbox).
 
-mod common;
-
-use common::http::{multipart, parse_reply, request, try_request, Reply};
-
-use common::broker::{Broker, Subscriber};
-use common::daemon::{self, TestDaemon};
+use crate::common::broker::{Broker, Subscriber};
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::{multipart, parse_reply, request, try_request, Reply};
+use crate::common::{closed_port_url, metric};
 use marquee::config::Config;
 use marquee::publish::PosterEvent;
 use marquee::store::{PosterId, Store};
@@ -48,7 +46,7 @@ impl Daemon {
 
     /// A daemon whose broker is a closed port: every result stays in the outbox.
     async fn without_broker() -> Self {
-        Self::start(common::closed_port_url(), |_| {}).await
+        Self::start(closed_port_url(), |_| {}).await
     }
 
     async fn stop(&mut self) {
@@ -64,14 +62,22 @@ impl Daemon {
         request(self.addr, "POST", "/api/v1/posters", &[], body).await
     }
 
+    /// Upload `bytes` as the multipart form field `field`.
+    async fn upload_multipart(&self, field: &str, bytes: &[u8]) -> Reply {
+        let (content_type, body) = multipart(field, bytes);
+        request(
+            self.addr,
+            "POST",
+            "/api/v1/posters",
+            &[("Content-Type", &content_type)],
+            &body,
+        )
+        .await
+    }
+
     async fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"").await
     }
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn assert_event(event: &Value, bytes: &[u8], source: &str) {
@@ -125,27 +131,11 @@ async fn upload_answers_the_event_and_commits_poster_and_outbox_row() {
 async fn multipart_file_field_is_accepted() {
     let daemon = Daemon::without_broker().await;
     let poster = drawn_poster_jpeg(12, 200, 300);
-    let (content_type, body) = multipart("file", &poster);
-    let reply = request(
-        daemon.addr,
-        "POST",
-        "/api/v1/posters",
-        &[("Content-Type", &content_type)],
-        &body,
-    )
-    .await;
+    let reply = daemon.upload_multipart("file", &poster).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_event(&reply.json(), &poster, "http");
 
-    let (content_type, body) = multipart("image", &poster);
-    let reply = request(
-        daemon.addr,
-        "POST",
-        "/api/v1/posters",
-        &[("Content-Type", &content_type)],
-        &body,
-    )
-    .await;
+    let reply = daemon.upload_multipart("image", &poster).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert!(reply.error_message().contains("`file`"));
 }
@@ -306,10 +296,7 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     // One slow worker and a queue of one: a burst overflows it.
-    let daemon = Daemon::start(common::closed_port_url(), |cfg| {
-        cfg.inference.queue_size = 1
-    })
-    .await;
+    let daemon = Daemon::start(closed_port_url(), |cfg| cfg.inference.queue_size = 1).await;
     let addr = daemon.addr;
     let uploads: Vec<_> = (0..8)
         .map(|seed| {

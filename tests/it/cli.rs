@@ -1,12 +1,8 @@
 //! The `marquee` binary as a user runs it.
 
+use crate::common::marquee_command as marquee;
 use marquee::testing::drawn_poster_jpeg;
 use serde_json::Value;
-use std::process::Command;
-
-fn marquee() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marquee"))
-}
 
 #[test]
 fn classify_jsonl_reports_each_file_and_goes_on_after_a_bad_one() {

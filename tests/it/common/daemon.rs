@@ -32,14 +32,20 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Returns once the daemon is ready: no sleep, no polling.
     pub async fn start(cfg: Config) -> Self {
+        Self::try_start(cfg).await.expect("the daemon starts")
+    }
+
+    /// [`start`](Self::start), or the error that kept the daemon from
+    /// starting (for the tests of bad configurations).
+    pub async fn try_start(cfg: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let running = app::start(cfg, listener, shutdown.clone()).await.unwrap();
-        Self {
+        let running = app::start(cfg, listener, shutdown.clone()).await?;
+        Ok(Self {
             addr: running.addr,
             running: Some(running),
             shutdown,
-        }
+        })
     }
 
     pub fn running(&self) -> &Running {

@@ -5,17 +5,22 @@
 use marquee::model::{backbone::Backbone, default_model_dir, manifest::Manifest};
 use marquee::vision;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
 
+/// `tests/fixtures`, wherever the test runs from.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
 fn fixture() -> Value {
-    let text = std::fs::read_to_string("tests/fixtures/reference-outputs.json").unwrap();
+    let text = std::fs::read_to_string(fixtures().join("reference-outputs.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 fn tensor_of_fixture(manifest: &Manifest) -> Vec<f32> {
     let name = fixture()["input"].as_str().unwrap().to_string();
-    let bytes = std::fs::read(Path::new("tests/fixtures").join(name)).unwrap();
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
     let image = vision::decode(&bytes, &vision::DecodeLimits::default()).unwrap();
     let norm = manifest.normalisation();
     assert_eq!(

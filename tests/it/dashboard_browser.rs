@@ -3,10 +3,10 @@
 //! accuracy page change, watch the live feed; a screenshot of every page is
 //! kept under `target/screenshots/` (CI keeps them as artifacts).
 
-mod common;
-
-use common::daemon::{self, TestDaemon};
-use common::webdriver::Browser;
+use crate::common::closed_port_url;
+use crate::common::daemon::{self, TestDaemon};
+use crate::common::http::request;
+use crate::common::webdriver::Browser;
 use marquee::testing::drawn_poster_jpeg;
 use marquee::web::auth::{hash_password, new_token};
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
     let (token, token_hash) = new_token().unwrap();
     let mut cfg = daemon::config(
         "browser-test",
-        common::closed_port_url(),
+        closed_port_url(),
         &dir.path().join("marquee.db"),
     );
     cfg.dashboard.password_hash = Some(hash_password(PASSWORD).unwrap());
@@ -37,7 +37,7 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
     let bearer = format!("Bearer {token}");
     // Enough posters for the map and the charts, through the API.
     for seed in 100..112 {
-        let reply = common::http::request(
+        let reply = request(
             running.addr,
             "POST",
             "/api/v1/posters",
@@ -123,7 +123,7 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
     let before = browser
         .script("return document.querySelectorAll('#live-list > a').length")
         .await;
-    let reply = common::http::request(
+    let reply = request(
         running.addr,
         "POST",
         "/api/v1/posters",
