@@ -18,10 +18,15 @@
 //! more than drawn ones, which matters for the page weight); otherwise, or
 //! with `MARQUEE_BENCH_DRAWN=1`, from drawn posters.
 
+// Tests and benches may panic on what they did not expect: the house rule
+// against unwrap/expect ([lints] in Cargo.toml) is for the daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use marquee::app;
 use marquee::config::Config;
 use marquee::model::{GenreScore, Prediction};
-use marquee::store::{now_ms, NewClassification, NewFeedback, NewPoster, PosterId, Store};
+use marquee::poster::{now_ms, PosterId};
+use marquee::store::{NewClassification, NewFeedback, NewPoster, Store};
 // The integration tests' HTTP client (one request per connection, chunked
 // bodies decoded); the bench uses only `request`.
 #[allow(dead_code)]
@@ -132,7 +137,7 @@ fn thumbnails() -> Vec<Vec<u8>> {
         .filter_map(|f| {
             let bytes = std::fs::read(f).ok()?;
             let img = marquee::vision::decode(&bytes, &Default::default()).ok()?;
-            marquee::vision::thumbnail_jpeg(&img, app::THUMBNAIL_SIDE).ok()
+            marquee::vision::thumbnail_jpeg(&img, marquee::classify::THUMBNAIL_SIDE).ok()
         })
         .collect();
     if !real.is_empty() {
@@ -151,8 +156,8 @@ fn thumbnails() -> Vec<Vec<u8>> {
     );
     (0..8)
         .map(|s| {
-            let img = marquee::testing::drawn_poster(s, 112, 160);
-            marquee::testing::encode(&img, image::ImageFormat::Jpeg)
+            let img = marquee::drawing::drawn_poster(s, 112, 160);
+            marquee::drawing::encode(&img, image::ImageFormat::Jpeg)
         })
         .collect()
 }

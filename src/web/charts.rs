@@ -105,6 +105,9 @@ pub fn line(
     }
 }
 
+/// Width of one character of a `.lbl` label (11 px sans-serif), generous.
+const LABEL_CHAR_WIDTH: f64 = 7.0;
+
 /// A matrix of counts as shaded cells with row and column labels
 /// (co-occurrence, confusion). `cells[row][col]`.
 pub fn heatmap(
@@ -119,7 +122,11 @@ pub fn heatmap(
     let left = 90.0;
     let top = 80.0;
     let max = cells.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
-    let size_w = left + cell * n as f64 + 4.0;
+    // Column labels lean right from the top of their column: the last ones
+    // reach past the grid by their length times cos(55°).
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let lean = (longest as f64 * LABEL_CHAR_WIDTH * 55f64.to_radians().cos()).ceil();
+    let size_w = left + cell * n as f64 + 4.0 + lean;
     let size_h = top + cell * n as f64 + 4.0;
     html! {
         svg class="chart heat" viewBox={ "0 0 " (fmt1(size_w)) " " (fmt1(size_h)) } role="img" aria-label=(title) {

@@ -4,12 +4,12 @@
 //! not depend on how fast this machine is.
 
 use marquee::camera::change::{Rect, Signature};
-use marquee::camera::synthetic::{render, Scene, Shot, SyntheticSource};
+use marquee::camera::source::synthetic::{render, Scene, Shot, SyntheticSource};
 use marquee::camera::{CameraSetup, Cameras, CaptureError, RunnerOptions};
 use marquee::config::{CameraConfig, CameraDefaults, CameraMode, CameraSettings};
-use marquee::ingest::Poster;
+use marquee::poster::Poster;
+use marquee::queue::PosterQueue;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -42,7 +42,7 @@ fn fast_backoff() -> RunnerOptions {
 fn start(
     mode: CameraMode,
     source: SyntheticSource,
-    posters: &mpsc::Sender<Poster>,
+    posters: &PosterQueue,
     stop: &CancellationToken,
 ) -> Cameras {
     Cameras::start(
@@ -102,7 +102,7 @@ async fn one_capture_per_presentation_none_for_the_wall_and_back_after_unplug() 
     ];
     let source = SyntheticSource::scripted(script, 10, W, H);
     let mut finished = source.finished();
-    let (posters, mut queue) = mpsc::channel(16);
+    let (posters, mut queue) = PosterQueue::bounded(16);
     let stop = CancellationToken::new();
     let cameras = start(CameraMode::Continuous, source, &posters, &stop);
     let registry = cameras.registry();
@@ -135,7 +135,7 @@ async fn on_demand_captures_the_next_frame_and_names_unknown_cameras() {
     let ms = Duration::from_millis;
     // Real time, looping: a camera pointed at poster 5.
     let source = SyntheticSource::live(vec![Shot::hold(Scene::poster(5), ms(500))], 20, W, H);
-    let (posters, mut queue) = mpsc::channel(4);
+    let (posters, mut queue) = PosterQueue::bounded(4);
     let stop = CancellationToken::new();
     let cameras = start(CameraMode::OnDemand, source, &posters, &stop);
     let registry = cameras.registry();

@@ -1,7 +1,7 @@
 //! The `marquee` binary as a user runs it.
 
 use crate::common::marquee_command as marquee;
-use marquee::testing::drawn_poster_jpeg;
+use marquee::drawing::drawn_poster_jpeg;
 use serde_json::Value;
 
 #[test]
@@ -64,10 +64,10 @@ fn classify_jsonl_reports_each_file_and_goes_on_after_a_bad_one() {
 fn classify_table_on_a_single_file_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("poster.png");
-    let img = marquee::testing::drawn_poster(9, 224, 320);
+    let img = marquee::drawing::drawn_poster(9, 224, 320);
     std::fs::write(
         &file,
-        marquee::testing::encode(&img, image::ImageFormat::Png),
+        marquee::drawing::encode(&img, image::ImageFormat::Png),
     )
     .unwrap();
     let out = marquee().arg("classify").arg(&file).output().unwrap();

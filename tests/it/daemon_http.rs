@@ -7,9 +7,9 @@ use crate::common::daemon::{self, TestDaemon};
 use crate::common::http::{multipart, parse_reply, request, try_request, Reply};
 use crate::common::{closed_port_url, metric};
 use marquee::config::Config;
-use marquee::publish::PosterEvent;
-use marquee::store::{PosterId, Store};
-use marquee::testing::drawn_poster_jpeg;
+use marquee::drawing::drawn_poster_jpeg;
+use marquee::poster::{PosterEvent, PosterId};
+use marquee::store::Store;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -182,7 +182,7 @@ async fn bad_inputs_get_clear_errors_and_the_daemon_goes_on() {
     assert_eq!(reply.status, 400, "{}", reply.text());
 
     // A PNG that declares 100000x100000 pixels: refused from its header.
-    let bomb = marquee::testing::png_bomb(100_000, 100_000);
+    let bomb = marquee::drawing::png_bomb(100_000, 100_000);
     let reply = daemon.upload(&bomb).await;
     assert_eq!(reply.status, 422, "{}", reply.text());
     assert!(

@@ -4,7 +4,8 @@
 use crate::common::daemon::{self, TestDaemon};
 use crate::common::{self, closed_port_url};
 use marquee::model::{GenreScore, Prediction};
-use marquee::store::{now_ms, NewClassification, NewPoster, OutboxMessage, PosterId, Qos, Store};
+use marquee::poster::{now_ms, PosterId};
+use marquee::store::{NewClassification, NewPoster, OutboxMessage, Qos, Store};
 use std::time::Duration;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;

@@ -7,8 +7,8 @@ use crate::common::closed_port_url;
 use crate::common::daemon::{self, TestDaemon};
 use crate::common::http::request;
 use crate::common::webdriver::Browser;
-use marquee::testing::drawn_poster_jpeg;
-use marquee::web::auth::{hash_password, new_token};
+use marquee::credentials::{hash_password, new_token};
+use marquee::drawing::drawn_poster_jpeg;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -156,6 +156,29 @@ async fn operator_tags_corrects_and_sees_accuracy_change() {
         browser.goto(&format!("{base}/{page}")).await;
         browser.find(marker).await;
         browser.screenshot(&shots.join(format!("{page}.png"))).await;
+    }
+    // The matrices' rotated column labels stay inside their chart (they
+    // were cut at the right edge: "Thrille", "Famil").
+    browser.goto(&format!("{base}/insights")).await;
+    browser.find("svg.heat").await;
+    let clipped = browser
+        .script(
+            "return Array.from(document.querySelectorAll('svg.heat')).map(function(svg){\
+               var box = svg.getBoundingClientRect();\
+               return Array.from(svg.querySelectorAll('text')).filter(function(t){\
+                 var r = t.getBoundingClientRect();\
+                 return r.right > box.right + 0.5 || r.left < box.left - 0.5 || r.top < box.top - 0.5;\
+               }).map(function(t){return t.textContent;});})",
+        )
+        .await;
+    let clipped = clipped.as_array().unwrap();
+    assert!(!clipped.is_empty(), "the insights page draws a heatmap");
+    for labels in clipped {
+        assert_eq!(
+            labels,
+            &serde_json::json!([]),
+            "labels cut at the chart's edge"
+        );
     }
     let errors = browser
         .script("return performance.getEntriesByType('resource').filter(function(r){return r.responseStatus >= 400;}).length")

@@ -1,7 +1,7 @@
 //! The shipped model on drawn images: runs the real tract backbone and head.
 
+use marquee::drawing::{drawn_poster, drawn_poster_jpeg, encode};
 use marquee::model::{default_model_dir, manifest::Manifest, Classifier, ModelError};
-use marquee::testing::{drawn_poster, drawn_poster_jpeg, encode};
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -5,13 +5,11 @@
 use crate::common::broker::{fixtures_tls, Broker, Message, Subscriber};
 use crate::common::{self, wait_connected};
 use marquee::model::{GenreScore, Prediction};
+use marquee::poster::{now_ms, PosterEvent, PosterId};
 use marquee::publish::{
-    Inbound, Outbox, OutboxRow, PosterCounts, PosterEvent, PublishHandle, PublishOptions,
-    Publisher, TlsOptions,
+    Inbound, Outbox, OutboxRow, PosterCounts, PublishHandle, PublishOptions, Publisher, TlsOptions,
 };
-use marquee::store::{
-    self, now_ms, NewClassification, NewPoster, OutboxMessage, PosterId, Store, StoreHandle,
-};
+use marquee::store::{self, NewClassification, NewPoster, OutboxMessage, Store, StoreHandle};
 use rumqttc::QoS;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

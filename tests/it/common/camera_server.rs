@@ -5,7 +5,7 @@
 //! killed (every connection drops) and restarted on the same port, and made
 //! to send broken frames.
 
-use marquee::camera::synthetic::{render_frame, Scene};
+use marquee::camera::source::synthetic::{render_frame, Scene};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,7 +131,7 @@ fn jpeg(shared: &Shared, noise: bool) -> Vec<u8> {
         0
     };
     let image = render_frame(&scene, shared.width, shared.height, noise_seed);
-    marquee::testing::encode(&image, image::ImageFormat::Jpeg)
+    marquee::drawing::encode(&image, image::ImageFormat::Jpeg)
 }
 
 /// The body for one frame, as the output mode wants it.
