@@ -34,6 +34,28 @@ fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).stdout).unwrap()
 }
 
+/// A scratch folder removed when dropped (std only: this file needs no
+/// dev-dependency).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("marquee-packaging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -62,7 +84,7 @@ fn the_amd64_package_holds_what_the_unit_and_binary_expect() {
             return;
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new();
     let script = root().join("scripts/package-deb.sh");
     let out = stdout(
         Command::new("bash")
@@ -141,7 +163,9 @@ fn the_amd64_package_holds_what_the_unit_and_binary_expect() {
     assert!(postinst.contains("deb-systemd-helper enable marquee.service"));
     let postrm = std::fs::read_to_string(control.join("postrm")).unwrap();
     let purge = postrm.find("purge)").expect("a purge branch");
-    let rm = postrm.find("rm -rf /var/lib/marquee").expect("purge removes the state");
+    let rm = postrm
+        .find("rm -rf /var/lib/marquee")
+        .expect("purge removes the state");
     assert!(rm > purge, "the state directory goes only on purge");
 
     // Unpacked: the same bytes as the source tree, and the packaged binary
@@ -149,10 +173,22 @@ fn the_amd64_package_holds_what_the_unit_and_binary_expect() {
     let unpacked = tmp.path().join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked));
     for (shipped, source) in [
-        ("usr/lib/systemd/system/marquee.service", "systemd/marquee.service"),
-        ("usr/lib/sysusers.d/marquee.conf", "systemd/marquee.sysusers"),
-        ("usr/lib/tmpfiles.d/marquee.conf", "systemd/marquee.tmpfiles"),
-        ("usr/share/marquee/models/manifest.json", "models/manifest.json"),
+        (
+            "usr/lib/systemd/system/marquee.service",
+            "systemd/marquee.service",
+        ),
+        (
+            "usr/lib/sysusers.d/marquee.conf",
+            "systemd/marquee.sysusers",
+        ),
+        (
+            "usr/lib/tmpfiles.d/marquee.conf",
+            "systemd/marquee.tmpfiles",
+        ),
+        (
+            "usr/share/marquee/models/manifest.json",
+            "models/manifest.json",
+        ),
     ] {
         assert_eq!(
             std::fs::read(unpacked.join(shipped)).unwrap(),
@@ -163,8 +199,17 @@ fn the_amd64_package_holds_what_the_unit_and_binary_expect() {
     let bin = unpacked.join("usr/bin/marquee");
     let config = unpacked.join("etc/marquee/marquee.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("model_dir = \"/usr/share/marquee/models\""), "{text}");
-    let checked = stdout(Command::new(&bin).arg("config").arg("check").arg("--config").arg(&config));
+    assert!(
+        text.contains("model_dir = \"/usr/share/marquee/models\""),
+        "{text}"
+    );
+    let checked = stdout(
+        Command::new(&bin)
+            .arg("config")
+            .arg("check")
+            .arg("--config")
+            .arg(&config),
+    );
     assert!(checked.contains("configuration is valid"), "{checked}");
     assert!(checked.contains("/usr/share/marquee/models"), "{checked}");
 
