@@ -119,6 +119,7 @@ cleanup() {
   if [ "$keep" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'echo "check-arm: a command failed at line $LINENO (classify stderr, last lines:)" >&2; tail -n 5 "$work/classify.log" >&2 2>/dev/null || true' ERR
 
 fixture=tests/fixtures/drawn-224x320.png
 reference=tests/fixtures/reference-outputs.json
@@ -165,10 +166,10 @@ for v in f32 int8; do
   features "$host_bin" -- "$work/fixture.csv" "$work/fixture" "$work/host-fixture-$v" "$v"
   python3 scripts/arm_compare.py reference "$work/host-fixture-$v" "$reference" "$v" >/dev/null ||
     fail "host $v fixture features outside the reference tolerance (tract on x86 itself)"
-  "$host_bin" classify --format jsonl --variant "$v" "$fixture" >"$work/host-fixture-$v.jsonl"
+  "$host_bin" classify --format jsonl --variant "$v" "$fixture" >"$work/host-fixture-$v.jsonl" 2>>"$work/classify.log"
   if [ "$posters" -gt 0 ]; then
     features "$host_bin" -- "$work/posters.csv" "$work/posters" "$work/host-posters-$v" "$v"
-    "$host_bin" classify --format jsonl --variant "$v" "$work/posters" >"$work/host-posters-$v.jsonl"
+    "$host_bin" classify --format jsonl --variant "$v" "$work/posters" >"$work/host-posters-$v.jsonl" 2>>"$work/classify.log"
   fi
 done
 
@@ -253,7 +254,7 @@ for t in $targets; do
         fail "$label $v: eval wrote no features"
       fi
       t0=$(now)
-      "${runner[@]}" "$bin" classify --format jsonl --variant "$v" "$fixture" >"$work/$t-$cpu-fixture-$v.jsonl"
+      "${runner[@]}" "$bin" classify --format jsonl --variant "$v" "$fixture" >"$work/$t-$cpu-fixture-$v.jsonl" 2>>"$work/classify.log"
       tol_var=score_tol_$v
       line=$(python3 scripts/arm_compare.py genres "$work/$t-$cpu-fixture-$v.jsonl" "$work/host-fixture-$v.jsonl" "${!tol_var}") ||
         fail "$label $v fixture genres: $line"
@@ -263,7 +264,7 @@ for t in $targets; do
         features "${runner[@]}" "$bin" -- "$work/posters.csv" "$work/posters" "$work/$t-$cpu-posters-$v" "$v" ||
           fail "$label $v posters: eval wrote no features"
         pair=$(python3 scripts/arm_compare.py features "$work/$t-$cpu-posters-$v" "$work/host-posters-$v")
-        "${runner[@]}" "$bin" classify --format jsonl --variant "$v" "$work/posters" >"$work/$t-$cpu-posters-$v.jsonl"
+        "${runner[@]}" "$bin" classify --format jsonl --variant "$v" "$work/posters" >"$work/$t-$cpu-posters-$v.jsonl" 2>>"$work/classify.log"
         line=$(python3 scripts/arm_compare.py genres "$work/$t-$cpu-posters-$v.jsonl" "$work/host-posters-$v.jsonl")
         note "$label $v $posters posters vs x86: features $pair; genres $line ($(since "$t0") s)"
       fi
