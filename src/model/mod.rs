@@ -22,16 +22,26 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MARQUEE_MODEL_DIR") {
         return PathBuf::from(dir);
     }
-    let candidates = [
-        PathBuf::from("models"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"),
-        PathBuf::from("/usr/share/marquee/models"),
-    ];
+    // An installed binary finds the packaged model before the checkout it
+    // was built in (which may be on the same machine); a checkout's own
+    // `models/` is found from its root, or from anywhere as a last resort.
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|p| p.join("share/marquee/models")));
+    let candidates: Vec<PathBuf> = [
+        Some(PathBuf::from("models")),
+        beside_binary,
+        Some(PathBuf::from("/usr/share/marquee/models")),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     candidates
         .iter()
         .find(|d| d.join(manifest::MANIFEST_FILE).is_file())
         .cloned()
-        .unwrap_or_else(|| candidates[1].clone())
+        .unwrap_or_else(|| PathBuf::from("/usr/share/marquee/models"))
 }
 
 #[derive(Debug, thiserror::Error)]

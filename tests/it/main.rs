@@ -28,5 +28,6 @@ mod daemon_watch;
 mod dashboard_api;
 mod dashboard_browser;
 mod model;
+mod packaging;
 mod publish;
 mod systemd_units;

@@ -7,9 +7,6 @@
 //! Needs `dpkg-deb` (Debian's `dpkg`, always there on Debian and Ubuntu) and
 //! binutils' `strip`/`readelf`; skipped with a message where they are missing.
 
-// A test crate: unwrap/expect are the assertions (the crate-wide lints deny them elsewhere).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
