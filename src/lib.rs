@@ -15,6 +15,7 @@ pub mod config;
 pub mod credentials;
 pub mod drawing;
 pub mod ingest;
+pub mod logging;
 pub mod model;
 pub mod offline;
 pub mod poster;

@@ -198,6 +198,9 @@ pub struct Poster {
     /// same transaction as the result (or as refused, when the bytes
     /// themselves are bad), so it is classified exactly once.
     pub file: Option<WatchedFile>,
+    /// The share of the inputs' memory budget its bytes hold; given back
+    /// when the poster is dropped (see `crate::queue`).
+    pub memory: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Poster {
@@ -209,6 +212,7 @@ impl Poster {
             received_at: now_ms(),
             reply: None,
             file: None,
+            memory: None,
         }
     }
 
@@ -247,16 +251,8 @@ pub enum PosterError {
     #[error("the image cannot be decoded ({0}); send the complete, uncorrupted file")]
     BadImage(String),
 
-    #[error(
-        "the image is {width}x{height} pixels, over the {max_width}x{max_height} limit; \
-         scale it down before sending"
-    )]
-    TooManyPixels {
-        width: u32,
-        height: u32,
-        max_width: u32,
-        max_height: u32,
-    },
+    #[error("the {0}; scale it down before sending")]
+    TooManyPixels(String),
 
     #[error("bad multipart form: {0} (send the image in a field named `file`)")]
     Multipart(String),
@@ -284,7 +280,7 @@ impl PosterError {
             | Self::TooLarge { .. }
             | Self::NotAnImage
             | Self::BadImage(_)
-            | Self::TooManyPixels { .. }
+            | Self::TooManyPixels(_)
             | Self::Multipart(_)
             | Self::Model(_) => true,
             Self::QueueFull | Self::ShuttingDown | Self::Store(_) => false,
@@ -298,7 +294,7 @@ impl PosterError {
             Self::TooLarge { .. } => "too_large",
             Self::NotAnImage => "not_an_image",
             Self::BadImage(_) => "bad_image",
-            Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::TooManyPixels(_) => "too_many_pixels",
             Self::Multipart(_) => "multipart",
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
@@ -317,17 +313,9 @@ impl From<VisionError> for PosterError {
                 limit: u64::try_from(limit).unwrap_or(u64::MAX),
             },
             VisionError::UnknownFormat => Self::NotAnImage,
-            VisionError::Dimensions {
-                width,
-                height,
-                max_width,
-                max_height,
-            } => Self::TooManyPixels {
-                width,
-                height,
-                max_width,
-                max_height,
-            },
+            err @ (VisionError::Dimensions { .. } | VisionError::Pixels { .. }) => {
+                Self::TooManyPixels(err.to_string())
+            }
             VisionError::Decode(reason) => Self::BadImage(reason),
         }
     }

@@ -12,7 +12,8 @@
 //! every input has stopped.
 
 use crate::poster::{Poster, PosterError};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// What an input does when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,19 +28,56 @@ pub enum WhenFull {
 }
 
 /// The sending side of the queue; cheap to clone.
+///
+/// Room is two things: a slot in the queue, and the memory the poster's
+/// bytes take from what all inputs together may hold (`http.upload_memory_mb`).
+/// An input reserves both before it holds the bytes where it can (an
+/// upload, before its body is read), so neither a flood of uploads nor a
+/// full queue of large images can outgrow the memory budget.
 #[derive(Debug, Clone)]
 pub struct PosterQueue {
     tx: mpsc::Sender<Poster>,
+    memory: Arc<Semaphore>,
+    memory_total: u64,
 }
 
 /// The receiving side, for the workers.
 pub type PosterReceiver = mpsc::Receiver<Poster>;
 
+/// A queue slot and the memory for one poster, held before the poster is.
+#[derive(Debug)]
+#[must_use]
+pub struct Reserved {
+    slot: mpsc::OwnedPermit<Poster>,
+    memory: OwnedSemaphorePermit,
+}
+
+impl Reserved {
+    /// Queue `poster` in the reserved slot, keeping of the reserved memory
+    /// what its bytes take and giving back the rest.
+    pub fn send(self, mut poster: Poster) {
+        let Self { slot, mut memory } = self;
+        let used = poster.bytes.len().max(1);
+        if memory.num_permits() > used {
+            drop(memory.split(memory.num_permits() - used));
+        }
+        poster.memory = Some(memory);
+        slot.send(poster);
+    }
+}
+
 impl PosterQueue {
-    /// A queue holding at most `capacity` posters (at least one).
-    pub fn bounded(capacity: usize) -> (Self, PosterReceiver) {
+    /// A queue holding at most `capacity` posters (at least one) whose
+    /// bytes take at most `memory_bytes` together.
+    pub fn bounded(capacity: usize, memory_bytes: u64) -> (Self, PosterReceiver) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Self { tx }, rx)
+        let memory_total = memory_bytes.clamp(1, Semaphore::MAX_PERMITS as u64);
+        let queue = Self {
+            tx,
+            memory: Arc::new(Semaphore::new(memory_total as usize)),
+            memory_total,
+        };
+        (queue, rx)
     }
 
     /// One input's end, with its policy.
@@ -51,21 +89,76 @@ impl PosterQueue {
         }
     }
 
+    /// Reserve a slot and `bytes` of memory: at once or
+    /// [`PosterError::QueueFull`] (`Reject`, `KeepNewest`), or waiting for
+    /// them (`Wait`).
+    pub async fn reserve(&self, bytes: u64, when_full: WhenFull) -> Result<Reserved, PosterError> {
+        match when_full {
+            WhenFull::Wait => {
+                if bytes > self.memory_total {
+                    return Err(PosterError::TooLarge {
+                        size: bytes,
+                        limit: self.memory_total,
+                    });
+                }
+                let permits = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX);
+                let slot = self
+                    .tx
+                    .clone()
+                    .reserve_owned()
+                    .await
+                    .map_err(|_| PosterError::ShuttingDown)?;
+                let memory = Arc::clone(&self.memory)
+                    .acquire_many_owned(permits)
+                    .await
+                    .map_err(|_| PosterError::ShuttingDown)?;
+                Ok(Reserved { slot, memory })
+            }
+            WhenFull::Reject | WhenFull::KeepNewest => self.try_reserve(bytes),
+        }
+    }
+
+    /// A slot and `bytes` of memory now, or [`PosterError::QueueFull`].
+    pub fn try_reserve(&self, bytes: u64) -> Result<Reserved, PosterError> {
+        if bytes > self.memory_total {
+            return Err(PosterError::TooLarge {
+                size: bytes,
+                limit: self.memory_total,
+            });
+        }
+        let slot = self
+            .tx
+            .clone()
+            .try_reserve_owned()
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => PosterError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => PosterError::ShuttingDown,
+            })?;
+        let permits = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX);
+        let memory = Arc::clone(&self.memory)
+            .try_acquire_many_owned(permits)
+            .map_err(|err| match err {
+                TryAcquireError::NoPermits => PosterError::QueueFull,
+                TryAcquireError::Closed => PosterError::ShuttingDown,
+            })?;
+        Ok(Reserved { slot, memory })
+    }
+
     /// Queue `poster` now, or say why not ([`WhenFull::Reject`]).
     pub fn try_push(&self, poster: Poster) -> Result<(), PosterError> {
-        self.tx.try_send(poster).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => PosterError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => PosterError::ShuttingDown,
-        })
+        let reserved = self.try_reserve(poster.bytes.len() as u64)?;
+        reserved.send(poster);
+        Ok(())
     }
 
     /// Queue `poster`, waiting for room ([`WhenFull::Wait`]). Cancel-safe:
     /// dropped before it completes, the poster is not queued.
     pub async fn push(&self, poster: Poster) -> Result<(), PosterError> {
-        self.tx
-            .send(poster)
-            .await
-            .map_err(|_| PosterError::ShuttingDown)
+        let reserved = self
+            .reserve(poster.bytes.len() as u64, WhenFull::Wait)
+            .await?;
+        reserved.send(poster);
+        Ok(())
     }
 
     /// Posters waiting now.
@@ -75,6 +168,11 @@ impl PosterQueue {
 
     pub fn capacity(&self) -> usize {
         self.tx.max_capacity()
+    }
+
+    /// Bytes of poster memory not reserved now.
+    pub fn memory_free(&self) -> u64 {
+        self.memory.available_permits() as u64
     }
 }
 
@@ -124,7 +222,9 @@ impl QueueInput {
     pub fn offer_now(&mut self, poster: Poster) -> Result<Offered, PosterError> {
         match self.when_full {
             WhenFull::Reject | WhenFull::Wait => {
-                self.queue.try_push(poster).map(|()| Offered::QUEUED)
+                let reserved = self.queue.try_reserve(poster.bytes.len() as u64)?;
+                reserved.send(poster);
+                Ok(Offered::QUEUED)
             }
             WhenFull::KeepNewest => {
                 let dropped = self.held.replace(poster);
@@ -142,14 +242,18 @@ impl QueueInput {
     /// Queue the held poster if there is room now: `None` when it is still
     /// held (or nothing is).
     pub fn retry_held(&mut self) -> Option<Result<(), PosterError>> {
-        let poster = self.held.take()?;
-        match self.queue.tx.try_send(poster) {
-            Ok(()) => Some(Ok(())),
-            Err(mpsc::error::TrySendError::Full(poster)) => {
-                self.held = Some(poster);
-                None
+        let size = self.held.as_ref()?.bytes.len() as u64;
+        match self.queue.try_reserve(size) {
+            Ok(reserved) => {
+                let poster = self.held.take()?;
+                reserved.send(poster);
+                Some(Ok(()))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Some(Err(PosterError::ShuttingDown)),
+            Err(PosterError::QueueFull) => None,
+            Err(err) => {
+                self.held = None;
+                Some(Err(err))
+            }
         }
     }
 
@@ -170,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn reject_refuses_when_full_and_after_close() {
-        let (queue, mut rx) = PosterQueue::bounded(1);
+        let (queue, mut rx) = PosterQueue::bounded(1, 1 << 20);
         let mut input = queue.input(WhenFull::Reject);
         assert!(input.offer(poster(1)).await.unwrap().queued);
         assert!(matches!(
@@ -187,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn wait_waits_for_room() {
-        let (queue, mut rx) = PosterQueue::bounded(1);
+        let (queue, mut rx) = PosterQueue::bounded(1, 1 << 20);
         let mut input = queue.input(WhenFull::Wait);
         let _ = input.offer(poster(1)).await.unwrap();
         let second = tokio::spawn(async move { input.offer(poster(2)).await.is_ok() });
@@ -199,7 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn keep_newest_holds_one_and_replaces_it() {
-        let (queue, mut rx) = PosterQueue::bounded(1);
+        let (queue, mut rx) = PosterQueue::bounded(1, 1 << 20);
         let mut input = queue.input(WhenFull::KeepNewest);
         let first = input.offer(poster(1)).await.unwrap();
         assert!(first.queued && first.dropped.is_none());

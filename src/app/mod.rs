@@ -13,6 +13,7 @@
 //! [`shutdown`] stops the stages in that order under one deadline;
 //! [`maintenance`] runs retention and the systemd watchdog meanwhile.
 
+pub mod first_start;
 pub mod maintenance;
 pub mod shutdown;
 
@@ -28,7 +29,7 @@ use crate::queue::PosterQueue;
 use crate::store::{Store, StoreHandle};
 use crate::systemd;
 use crate::telemetry::Metrics;
-use crate::vision::DecodeLimits;
+use crate::vision::{DecodeBudget, DecodeLimits};
 use crate::web::{self, WebState};
 use anyhow::Context as _;
 use shutdown::Stages;
@@ -120,7 +121,8 @@ pub async fn start(
     let queue_size = usize::try_from(cfg.inference.queue_size)
         .unwrap_or(usize::MAX)
         .max(1);
-    let (posters, queue) = PosterQueue::bounded(queue_size);
+    let (posters, queue) =
+        PosterQueue::bounded(queue_size, u64::from(cfg.http.upload_memory_mb) << 20);
     // Checked before anything else starts: a wrong watch.dir fails the start.
     let watcher = match &cfg.watch.dir {
         Some(dir) => Some(Watcher::new(
@@ -151,8 +153,12 @@ pub async fn start(
         classifier: classifier.clone(),
         limits: DecodeLimits {
             max_bytes: upload,
+            max_pixels: cfg.inference.max_pixels,
             ..DecodeLimits::default()
         },
+        budget: Arc::new(DecodeBudget::new(
+            u64::from(cfg.inference.decode_memory_mb) << 20,
+        )),
         store: store.clone(),
         publish: publish.clone(),
         metrics: Arc::clone(&metrics),
@@ -193,18 +199,23 @@ pub async fn start(
             cameras: camera_registry.clone(),
         },
     )?;
-    let app = web::router(web).layer(axum::extract::DefaultBodyLimit::max(body_limit(
-        cfg.http.max_upload_bytes,
-    )));
-    let stop_http = shutdown.clone();
-    let http_task = inputs.spawn(async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop_http.cancelled().await })
-        .await
-    });
+    let app = web::router(web, body_limit(cfg.http.max_upload_bytes)).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(u64::from(cfg.http.request_timeout_s)),
+        ),
+    );
+    let limits = web::server::ServerLimits {
+        max_connections: usize::try_from(cfg.http.max_connections).unwrap_or(usize::MAX),
+        header_timeout: Duration::from_secs(u64::from(cfg.http.header_timeout_s)),
+    };
+    let http_task = inputs.spawn(web::server::serve(
+        http,
+        app,
+        limits,
+        shutdown.clone(),
+        Arc::new(web::server::ServerStats::default()),
+    ));
     inputs.spawn(crate::ingest::mqtt::forward(
         inbound,
         posters,
@@ -292,11 +303,12 @@ fn web_state(
         warn!("the genre head carries no validation mix: the drift check is off");
     }
     let loopback = cfg.http.listen.ip().is_loopback();
-    if !cfg.dashboard.auth_required() && !loopback {
+    let dashboard = first_start::dashboard_config(cfg)?;
+    if !dashboard.auth_required() && !loopback {
         warn!(
             listen = %cfg.http.listen,
-            "no dashboard password or API token is set and the dashboard listens beyond \
-             this device: anyone on the network can use it (see `marquee dashboard hash-password`)"
+            "dashboard.open is set and the dashboard listens beyond this device: anyone on \
+             the network can use it (see `marquee dashboard hash-password`)"
         );
     }
     Ok(WebState {
@@ -307,8 +319,8 @@ fn web_state(
         live: wiring.live,
         model: Arc::new(card),
         reference: reference.map(Arc::new),
-        config: Arc::new(cfg.dashboard.clone()),
-        auth: web::auth::Auth::new(&cfg.dashboard),
+        auth: web::auth::Auth::new(&dashboard),
+        config: Arc::new(dashboard),
         map: web::data::MapCache::default(),
         latest: web::data::LatestCache::default(),
         samples: Arc::new(web::samples::all()),
@@ -316,6 +328,12 @@ fn web_state(
         started: Instant::now(),
         listen_loopback: loopback,
         cameras: wiring.cameras,
+        net: Arc::new(web::net::NetPolicy::new(
+            &cfg.http.allowed_hosts,
+            &cfg.http.trusted_proxies,
+            web::net::hostname().as_deref(),
+        )),
+        metrics_token: cfg.http.metrics_token.as_deref().map(Arc::from),
     })
 }
 

@@ -17,7 +17,7 @@ use crate::store::{
     NewClassification, NewPoster, OutboxMessage, Qos, RecordOutcome, StoreError, StoreHandle,
 };
 use crate::telemetry::Metrics;
-use crate::vision::{self, DecodeLimits};
+use crate::vision::{self, DecodeBudget, DecodeLimits};
 use anyhow::Context as _;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ pub const THUMBNAIL_SIDE: u32 = 160;
 pub struct Worker {
     pub classifier: Classifier,
     pub limits: DecodeLimits,
+    /// What all decodes may hold at once (`inference.decode_memory_mb`).
+    pub budget: Arc<DecodeBudget>,
     pub store: StoreHandle,
     pub publish: PublishHandle,
     pub metrics: Arc<Metrics>,
@@ -215,7 +217,7 @@ impl Worker {
     ) -> Result<(PosterEvent, Duration, PendingAnswer), PosterError> {
         let t = Instant::now();
         // Decoded once here, for the model and for the thumbnail.
-        let image = vision::decode(&poster.bytes, &self.limits)?;
+        let image = vision::decode_within(&poster.bytes, &self.limits, Some(&self.budget))?;
         let times = StageTimes {
             decode: t.elapsed(),
             ..StageTimes::default()

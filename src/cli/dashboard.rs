@@ -3,12 +3,13 @@
 
 use crate::credentials as auth;
 use anyhow::Context as _;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DashboardCommand {
-    /// Read a password on stdin and print `password_hash = "..."` for [dashboard].
+    /// Read a password (not echoed on a terminal; one line on a pipe) and
+    /// print `password_hash = "..."` for [dashboard].
     HashPassword,
     /// Print a new API token and the `api_token_sha256` entry that accepts it.
     NewToken,
@@ -17,17 +18,8 @@ pub enum DashboardCommand {
 pub fn run(command: DashboardCommand) -> anyhow::Result<ExitCode> {
     match command {
         DashboardCommand::HashPassword => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                eprint!("Dashboard password (input is shown): ");
-                let _ = std::io::stderr().flush();
-            }
-            let mut line = String::new();
-            stdin
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from stdin")?;
-            let password = line.trim_end_matches(['\n', '\r']);
+            let password = read_password()?;
+            let password = password.as_str();
             if password.chars().count() < 8 {
                 anyhow::bail!("the password is shorter than 8 characters; choose a longer one");
             }
@@ -42,4 +34,25 @@ pub fn run(command: DashboardCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The password: asked twice without echo on a terminal, one line from a
+/// pipe (`echo ... | marquee dashboard hash-password` in scripts).
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Dashboard password: ")
+            .context("reading the password from the terminal")?;
+        let again = rpassword::prompt_password("The same again: ")
+            .context("reading the password from the terminal")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ; run the command again");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

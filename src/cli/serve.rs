@@ -61,6 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (config, provenance) = Config::load(&args.load_options()?)?;
     let board = provenance.board();
     info!(board = %board.name, how = ?board.how, "configuration loaded");
+    raise_open_file_limit();
+    info!(memory = %config.memory_plan(), "memory budget");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("marquee-rt")
@@ -128,4 +130,14 @@ async fn on_signals(shutdown: CancellationToken) {
     }
     warn!("second signal: exiting without draining (the outbox keeps stored results)");
     std::process::exit(130);
+}
+
+/// Raise the soft open-file limit to the hard one, as Go's runtime and
+/// nginx do: run by hand or from a shell the soft limit is often 1024, which
+/// a few hundred connections and the store's files would reach.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
 }

@@ -90,6 +90,23 @@ impl SourceSpec {
     }
 }
 
+/// `http://user:secret@cam/x` → `http://user:***@cam/x`: camera sources and
+/// broker URLs are shown on the dashboard, in logs and by `config check`.
+pub fn redact_url(source: &str) -> String {
+    let Some((scheme, rest)) = source.split_once("://") else {
+        return source.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => source.to_owned(),
+    }
+}
+
 /// Check an `http://` URL enough to connect to it later.
 fn http_url(url: &str) -> Result<String, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -128,6 +145,16 @@ fn http_url(url: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("mjpeg+http://admin:hunter2@10.0.0.5/video?x=1"),
+            "mjpeg+http://admin:***@10.0.0.5/video?x=1"
+        );
+        assert_eq!(redact_url("http://cam/snap.jpg"), "http://cam/snap.jpg");
+        assert_eq!(redact_url("/dev/video0"), "/dev/video0");
+    }
 
     #[test]
     fn sources() {

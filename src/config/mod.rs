@@ -32,6 +32,7 @@ mod board;
 pub mod camera_source;
 mod error;
 mod layers;
+mod memory;
 mod schema;
 mod validate;
 
@@ -42,9 +43,10 @@ pub use board::{
     board_for_model, builtin_names, names_in, BoardChoice, BoardSelection, BUILTIN_PROFILES,
     DEVICE_TREE_MODEL, FALLBACK_BOARD,
 };
-pub use camera_source::{SourceSpec, SYNTHETIC_SCRIPTS};
+pub use camera_source::{redact_url, SourceSpec, SYNTHETIC_SCRIPTS};
 pub use error::{ConfigError, Problem};
 pub use layers::{Origin, Override, Provenance, ENV_PREFIX};
+pub use memory::MemoryPlan;
 pub use schema::{
     CameraConfig, CameraDefaults, CameraMode, CameraSettings, Config, DashboardConfig, HttpConfig,
     InferenceConfig, ModelVariant, MqttConfig, StoreConfig, WatchConfig,
@@ -154,12 +156,20 @@ impl Config {
         }
     }
 
-    /// The effective configuration as TOML, with the MQTT password redacted,
-    /// for `marquee config check`. Unset optional keys are left out.
+    /// The effective configuration as TOML, with every secret redacted (the
+    /// MQTT password, passwords in URLs), for `marquee config check`. Unset
+    /// optional keys are left out.
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
         let mut shown = self.clone();
         if shown.mqtt.password.is_some() {
             shown.mqtt.password = Some("<redacted>".to_owned());
+        }
+        shown.mqtt.url = redact_url(&shown.mqtt.url);
+        if shown.http.metrics_token.is_some() {
+            shown.http.metrics_token = Some("<redacted>".to_owned());
+        }
+        for camera in &mut shown.cameras {
+            camera.source = redact_url(&camera.source);
         }
         Ok(toml::to_string(&shown)?)
     }

@@ -51,6 +51,30 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest accepted upload; larger bodies get 413 before they are read.
     pub max_upload_bytes: u64,
+    /// Upload bodies held at once (being read or waiting in the queue), in
+    /// MiB. An upload reserves its size before its body is read; when the
+    /// room is taken it is answered 503 with `Retry-After`.
+    pub upload_memory_mb: u32,
+    /// Open connections at most; past it the one that has sent least of a
+    /// request the longest is closed to make room (a slowloris cannot lock
+    /// health checks and uploads out).
+    pub max_connections: u32,
+    /// A connection must send a request's headers within this long.
+    pub header_timeout_s: u32,
+    /// A request (body read, classification, answer) must be answered
+    /// within this long; the live feed's stream is not bounded.
+    pub request_timeout_s: u32,
+    /// Host names (with or without `:port`) a state change may be addressed
+    /// to besides IP addresses, `localhost` and this machine's host name,
+    /// against DNS rebinding. Checked for every request in open mode.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are
+    /// believed (the client's address for login lockouts, `Secure` cookies
+    /// behind HTTPS).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// When set, `/metrics` needs `Authorization: Bearer <this token>`.
+    /// Redacted by `config check`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +82,13 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 20 * 1024 * 1024,
+            upload_memory_mb: 48,
+            max_connections: 256,
+            header_timeout_s: 10,
+            request_timeout_s: 60,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -78,6 +109,10 @@ pub struct DashboardConfig {
     /// With a password set: visitors who have not logged in may read every
     /// page and GET endpoint, but change nothing.
     pub read_only_without_login: bool,
+    /// No login at all, on purpose, even when listening beyond loopback.
+    /// Without it and without credentials, a daemon that listens beyond
+    /// loopback makes an admin password at first start (see the README).
+    pub open: bool,
     /// How long a login lasts.
     pub session_hours: u32,
     /// Shown before amounts on the business-impact page.
@@ -99,6 +134,7 @@ impl Default for DashboardConfig {
             password_hash: None,
             api_token_sha256: Vec::new(),
             read_only_without_login: false,
+            open: false,
             session_hours: 12,
             currency: "$".to_owned(),
             posters_per_year: None,
@@ -202,12 +238,15 @@ impl Default for WatchConfig {
     }
 }
 
+/// Classify workers started for `threads = 0`, whatever the core count.
+pub const AUTO_THREADS_MAX: usize = 6;
+
 /// `[inference]`: the classify workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InferenceConfig {
-    /// Worker threads; 0 means one per available core
-    /// (see [`InferenceConfig::effective_threads`]).
+    /// Worker threads; 0 means one per available core, at most
+    /// [`AUTO_THREADS_MAX`] (see [`InferenceConfig::effective_threads`]).
     pub threads: u32,
     /// Posters waiting for a worker; when full, inputs apply their full policy.
     pub queue_size: u32,
@@ -215,6 +254,16 @@ pub struct InferenceConfig {
     pub model_dir: Option<PathBuf>,
     /// Backbone variant (default: the manifest's default).
     pub variant: Option<ModelVariant>,
+    /// Largest image accepted, in pixels (width x height), checked from the
+    /// header before anything is decoded.
+    pub max_pixels: u64,
+    /// Memory all image decodes may hold at once, in MiB; a decode waits
+    /// for its share. At least one image of `max_pixels` must fit.
+    pub decode_memory_mb: u32,
+    /// The daemon's stated worst-case memory, in MiB: the model and
+    /// runtime, `decode_memory_mb`, `http.upload_memory_mb` and the
+    /// connections must fit in it (checked at start; see `memory_plan`).
+    pub memory_budget_mb: u32,
 }
 
 impl Default for InferenceConfig {
@@ -224,15 +273,22 @@ impl Default for InferenceConfig {
             queue_size: 16,
             model_dir: None,
             variant: None,
+            max_pixels: 40_000_000,
+            decode_memory_mb: 128,
+            memory_budget_mb: 500,
         }
     }
 }
 
 impl InferenceConfig {
-    /// The worker count to start: `threads`, or the available cores when 0.
+    /// The worker count to start: `threads`, or the available cores when 0
+    /// (at most [`AUTO_THREADS_MAX`]: each worker has its own inference
+    /// memory, and the memory budget is stated for a known count).
     pub fn effective_threads(&self) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(AUTO_THREADS_MAX),
             n => usize::try_from(n).unwrap_or(usize::MAX),
         }
     }

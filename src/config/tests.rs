@@ -402,6 +402,24 @@ fn printed_config_redacts_the_password_and_reads_back() {
 }
 
 #[test]
+fn printed_config_redacts_passwords_in_urls() {
+    let mut config = Config::default();
+    config.mqtt.url = "mqtt://marquee:s3cret-broker@broker.lan:1883".into();
+    config.cameras.push(CameraConfig {
+        name: "door".into(),
+        source: "mjpeg+http://admin:hunter2@10.0.0.5/video".into(),
+        ..CameraConfig::default()
+    });
+    let text = config.to_toml_string().unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("s3cret-broker"), "{text}");
+    assert!(
+        text.contains("mjpeg+http://admin:***@10.0.0.5/video"),
+        "{text}"
+    );
+}
+
+#[test]
 fn dashboard_credentials_are_checked_and_never_plain() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

@@ -132,12 +132,7 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     device_id(&mut report, config);
     mqtt(&mut report, &config.mqtt);
 
-    report.range(
-        "http.max_upload_bytes",
-        config.http.max_upload_bytes,
-        1024,
-        1 << 30,
-    );
+    http(&mut report, config);
 
     if config.store.path.as_os_str().is_empty() {
         report.add("store.path", "must not be empty");
@@ -177,6 +172,7 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
         10_000,
     );
 
+    inference_memory(&mut report, config);
     dashboard(&mut report, &config.dashboard);
 
     let defaults = &config.camera_defaults;
@@ -194,6 +190,95 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     cameras(&mut report, &config.cameras);
 
     report.0
+}
+
+fn http(report: &mut Report, config: &Config) {
+    let http = &config.http;
+    report.range(
+        "http.max_upload_bytes",
+        http.max_upload_bytes,
+        1024,
+        1 << 30,
+    );
+    report.range("http.upload_memory_mb", http.upload_memory_mb, 1, 65_536);
+    if u64::from(http.upload_memory_mb) * MIB < http.max_upload_bytes {
+        report.add(
+            "http.upload_memory_mb",
+            format!(
+                "{} MiB cannot hold one upload of http.max_upload_bytes ({} bytes): raise it \
+                 or lower the upload limit",
+                http.upload_memory_mb, http.max_upload_bytes
+            ),
+        );
+    }
+    report.range("http.max_connections", http.max_connections, 8, 65_536);
+    report.range("http.header_timeout_s", http.header_timeout_s, 1, 600);
+    report.range("http.request_timeout_s", http.request_timeout_s, 1, 3600);
+    for (i, host) in http.allowed_hosts.iter().enumerate() {
+        let name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(name, _)| name);
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !ok {
+            report.add(
+                format!("http.allowed_hosts[{i}]"),
+                format!(
+                    "`{host}` is not a host name (letters, digits, `-`, `.`, optional `:port`)"
+                ),
+            );
+        }
+    }
+    if let Some(token) = &http.metrics_token {
+        if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            report.add(
+                "http.metrics_token",
+                "use at least 16 characters without spaces (`marquee dashboard new-token` \
+                 prints a good one)",
+            );
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn inference_memory(report: &mut Report, config: &Config) {
+    let inference = &config.inference;
+    report.range(
+        "inference.max_pixels",
+        inference.max_pixels,
+        65_536,
+        400_000_000,
+    );
+    report.range(
+        "inference.decode_memory_mb",
+        inference.decode_memory_mb,
+        16,
+        65_536,
+    );
+    // A JPEG at the pixel cap must fit the decode memory on its own.
+    let largest = inference.max_pixels.saturating_mul(3);
+    if u64::from(inference.decode_memory_mb) * MIB < largest {
+        report.add(
+            "inference.decode_memory_mb",
+            format!(
+                "{} MiB cannot hold one image of inference.max_pixels ({} px needs {} MiB): \
+                 raise it or lower max_pixels",
+                inference.decode_memory_mb,
+                inference.max_pixels,
+                largest.div_ceil(MIB)
+            ),
+        );
+    }
+    let plan = config.memory_plan();
+    if !plan.fits() {
+        report.add(
+            "inference.memory_budget_mb",
+            format!("the settings do not fit the budget: {plan}; raise the budget or lower them"),
+        );
+    }
 }
 
 fn dashboard(report: &mut Report, dashboard: &DashboardConfig) {
@@ -216,6 +301,12 @@ fn dashboard(report: &mut Report, dashboard: &DashboardConfig) {
                  prints both), never the token itself",
             );
         }
+    }
+    if dashboard.open && dashboard.auth_required() {
+        report.add(
+            "dashboard.open",
+            "conflicts with dashboard.password_hash / api_token_sha256: remove one of them",
+        );
     }
     if dashboard.read_only_without_login && dashboard.password_hash.is_none() {
         report.add(

@@ -4,11 +4,12 @@
 //! `POST /api/v1/posters` ([`crate::web::api`]) and the dashboard's Tag page
 //! both come through here and answer the same JSON object that goes out on
 //! MQTT ([`PosterEvent`]). A full queue is answered with 503 and
-//! `Retry-After` at once ([`WhenFull::Reject`]) instead of holding the
-//! connection: the client knows best whether to retry or give up.
+//! `Retry-After` at once ([`WhenFull::Reject`](crate::queue::WhenFull))
+//! instead of holding the connection: the client knows best whether to
+//! retry or give up.
 
 use crate::poster::{Poster, PosterError, PosterEvent};
-use crate::queue::{PosterQueue, WhenFull};
+use crate::queue::{PosterQueue, Reserved};
 use crate::telemetry::Metrics;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
@@ -43,32 +44,86 @@ pub struct Uploads {
 
 impl Uploads {
     /// Read an uploaded image (raw body or multipart `file`), queue it with
-    /// `source`, and wait for its result.
+    /// `source`, and wait for its result. The queue slot and the memory for
+    /// the body are reserved before the body is read: when there is no room
+    /// the client hears 503 at once, and the body is never held.
     pub async fn classify_request(
         &self,
         req: Request,
         source: &str,
     ) -> Result<PosterEvent, PosterError> {
-        let bytes = match self.read_image(req).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                // Refusals before the queue are counted here; the workers
-                // count what fails after it.
-                self.metrics.error(err.kind());
-                return Err(err);
-            }
+        let read = async {
+            let reserved = self.reserve_for(&req)?;
+            let bytes = self.read_image(req).await?;
+            Ok((reserved, bytes))
         };
-        self.classify(bytes, source).await
+        match read.await {
+            Ok((reserved, bytes)) => self.send(reserved, bytes, source).await,
+            Err(err) => Err(self.counted(err)),
+        }
+    }
+
+    /// [`classify_request`](Self::classify_request) for the Tag page's
+    /// form: a `file`, or the number of a drawn sample (its bytes from
+    /// `sample`).
+    pub async fn classify_form(
+        &self,
+        req: Request,
+        source: &str,
+        sample: impl FnOnce(&str) -> Result<(Bytes, &'static str), PosterError>,
+    ) -> Result<PosterEvent, PosterError> {
+        let read = async {
+            let reserved = self.reserve_for(&req)?;
+            let (bytes, source) = match self.read_form(req, true).await? {
+                FormField::File(bytes) => (bytes, source),
+                FormField::Sample(which) => sample(&which)?,
+            };
+            Ok((reserved, bytes, source))
+        };
+        match read.await {
+            Ok((reserved, bytes, source)) => self.send(reserved, bytes, source).await,
+            Err(err) => Err(self.counted(err)),
+        }
     }
 
     /// Queue `bytes` with `source` and wait for the result.
     pub async fn classify(&self, bytes: Bytes, source: &str) -> Result<PosterEvent, PosterError> {
-        let (poster, answer) = Poster::awaited(bytes, source);
-        if let Err(err) = self.queue.input(WhenFull::Reject).offer(poster).await {
-            self.metrics.error(err.kind());
-            return Err(err);
+        match self.queue.try_reserve(bytes.len() as u64) {
+            Ok(reserved) => self.send(reserved, bytes, source).await,
+            Err(err) => Err(self.counted(err)),
         }
+    }
+
+    async fn send(
+        &self,
+        reserved: Reserved,
+        bytes: Bytes,
+        source: &str,
+    ) -> Result<PosterEvent, PosterError> {
+        let (poster, answer) = Poster::awaited(bytes, source);
+        reserved.send(poster);
         answer.outcome().await
+    }
+
+    /// Refusals before the queue are counted here; the workers count what
+    /// fails after it.
+    fn counted(&self, err: PosterError) -> PosterError {
+        self.metrics.error(err.kind());
+        err
+    }
+
+    /// A queue slot and memory for this request's body: its declared size,
+    /// or the most an upload may be when it is not declared.
+    fn reserve_for(&self, req: &Request) -> Result<Reserved, PosterError> {
+        let multipart = is_multipart(req);
+        self.refuse_declared_oversize(req, multipart)?;
+        let most = if multipart {
+            self.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD)
+        } else {
+            self.max_upload_bytes
+        };
+        let size = declared_length(req).unwrap_or(most).min(most);
+        self.queue.try_reserve(size)
     }
 
     /// The image bytes from a raw body or a multipart `file` field, refusing
@@ -128,11 +183,7 @@ impl Uploads {
 
     fn refuse_declared_oversize(&self, req: &Request, multipart: bool) -> Result<(), PosterError> {
         let limit = self.max_upload_bytes;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(req);
         let allowed = if multipart {
             limit.saturating_add(MULTIPART_OVERHEAD)
         } else {
@@ -155,6 +206,13 @@ impl Uploads {
         }
         Ok(bytes)
     }
+}
+
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn is_multipart(req: &Request) -> bool {

@@ -27,11 +27,12 @@
 //!   after cannot lose the decision. Changing the file (a new
 //!   mtime) makes it a new file again. Transient failures (the store, a
 //!   shutdown) are not recorded: the file is tried again.
-//! - **Full queue.** The watcher waits for room (`send().await`): the files
+//! - **Full queue.** The watcher waits for room before it reads a file (a
+//!   queue slot and the file's share of `http.upload_memory_mb`): the files
 //!   wait on disk, nothing is dropped.
 
 use crate::poster::{Answer, Poster, PosterError, WatchedFile};
-use crate::queue::{PosterQueue, QueueInput, WhenFull};
+use crate::queue::{PosterQueue, WhenFull};
 use crate::store::StoreHandle;
 use crate::telemetry::Metrics;
 use std::collections::HashMap;
@@ -78,7 +79,7 @@ pub struct WatchOptions {
 pub struct Watcher {
     opts: WatchOptions,
     poll: Duration,
-    queue: QueueInput,
+    queue: PosterQueue,
     store: StoreHandle,
     metrics: Arc<Metrics>,
 }
@@ -122,7 +123,7 @@ impl Watcher {
         Ok(Self {
             opts,
             poll,
-            queue: queue.input(WhenFull::Wait),
+            queue: queue.clone(),
             store,
             metrics,
         })
@@ -260,6 +261,16 @@ impl Watcher {
             self.refuse(&file, &path, &err.to_string()).await;
             return Submit::Decided;
         }
+        // Room first (waiting while the queue or its memory is full: the
+        // folder is the buffer), then the file is read into it.
+        let reserved = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Submit::Stop,
+            reserved = self.queue.reserve(ready.size, WhenFull::Wait) => match reserved {
+                Ok(reserved) => reserved,
+                Err(_) => return Submit::Stop,
+            },
+        };
         let bytes = match tokio::fs::read(&ready.path).await {
             Ok(bytes) => bytes,
             // Gone between the listing and the read: nothing to do.
@@ -283,18 +294,9 @@ impl Watcher {
 
         let (mut poster, answer) = Poster::awaited(bytes.into(), SOURCE);
         poster.file = Some(file.clone());
-        // Waits while the queue is full: the folder is the buffer.
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => Submit::Stop,
-            sent = self.queue.offer(poster) => match sent {
-                Ok(_) => {
-                    debug!(%path, "queued");
-                    Submit::Sent(InFlight { file, answer })
-                }
-                Err(_) => Submit::Stop,
-            },
-        }
+        reserved.send(poster);
+        debug!(%path, "queued");
+        Submit::Sent(InFlight { file, answer })
     }
 
     /// Take the results the workers have answered; record the failures.

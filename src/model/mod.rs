@@ -25,9 +25,11 @@ pub fn default_model_dir() -> PathBuf {
     // An installed binary finds the packaged model before the checkout it
     // was built in (which may be on the same machine); a checkout's own
     // `models/` is found from its root, or from anywhere as a last resort.
-    let beside_binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|p| p.join("share/marquee/models")));
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        exe.parent()?
+            .parent()
+            .map(|p| p.join("share/marquee/models"))
+    });
     let candidates: Vec<PathBuf> = [
         Some(PathBuf::from("models")),
         beside_binary,

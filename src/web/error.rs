@@ -105,7 +105,7 @@ impl From<&PosterError> for ApiError {
             PosterError::Empty | PosterError::Multipart(_) => StatusCode::BAD_REQUEST,
             PosterError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PosterError::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            PosterError::BadImage(_) | PosterError::TooManyPixels { .. } => {
+            PosterError::BadImage(_) | PosterError::TooManyPixels(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             PosterError::QueueFull | PosterError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -169,12 +169,7 @@ mod tests {
         let response = full.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
 
-        let bomb = ApiError::from(PosterError::TooManyPixels {
-            width: 1,
-            height: 1,
-            max_width: 0,
-            max_height: 0,
-        });
+        let bomb = ApiError::from(PosterError::TooManyPixels("image is 9x9 pixels".into()));
         assert_eq!(bomb.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(bomb.retry_after_s(), None);
 

@@ -1,12 +1,14 @@
-//! The health endpoints, open to everyone (probes and Prometheus do not
-//! log in): `GET /healthz` (the process answers), `GET /readyz` (model
-//! loaded, store answering), `GET /metrics` (Prometheus text).
+//! The health endpoints, outside the dashboard's login (probes do not log
+//! in): `GET /healthz` (the process answers), `GET /readyz` (model loaded,
+//! store answering), `GET /metrics` (Prometheus text; behind a bearer
+//! token when `[http] metrics_token` is set).
 
 use super::error::ApiError;
 use super::WebState;
+use crate::credentials::constant_time_eq;
 use crate::telemetry::Gauges;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -54,7 +56,32 @@ async fn readyz(State(state): State<WebState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<WebState>) -> Response {
+/// `/metrics` with `[http] metrics_token` set: `Authorization: Bearer`.
+fn metrics_allowed(state: &WebState, headers: &HeaderMap) -> bool {
+    let Some(expected) = &state.metrics_token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| constant_time_eq(token.trim().as_bytes(), expected.as_bytes()))
+}
+
+async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if !metrics_allowed(&state, &headers) {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "/metrics needs `Authorization: Bearer <http.metrics_token>`",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"marquee-metrics\""),
+        );
+        return response;
+    }
     let backlog = state.store.call(|s| s.outbox_backlog());
     let outbox_backlog = match tokio::time::timeout(STORE_PROBE_TIMEOUT, backlog).await {
         Ok(Ok(n)) => Some(n),

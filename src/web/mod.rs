@@ -31,8 +31,10 @@ pub mod error;
 mod health;
 mod layout;
 pub mod model_card;
+pub mod net;
 mod pages;
 pub mod samples;
+pub mod server;
 
 use crate::analytics::insights::ReferenceMix;
 use crate::config::DashboardConfig;
@@ -73,11 +75,21 @@ pub struct WebState {
     pub listen_loopback: bool,
     /// The configured cameras (status, capture on demand).
     pub cameras: crate::camera::CameraRegistry,
+    /// Allowed Host names, trusted proxies.
+    pub net: Arc<net::NetPolicy>,
+    /// `[http] metrics_token`: `/metrics` needs it when set.
+    pub metrics_token: Option<Arc<str>>,
 }
 
+/// Request bodies at most, except on the routes that take an upload: a
+/// correction, a capture request, a form.
+pub const SMALL_BODY: usize = 64 * 1024;
+
 /// The whole HTTP surface: pages, API, OpenAPI document, health, assets.
-pub fn router(state: WebState) -> Router {
-    let (api, openapi) = api::router().split_for_parts();
+/// `upload_limit` is the body limit of the upload routes; the others take
+/// [`SMALL_BODY`].
+pub fn router(state: WebState, upload_limit: usize) -> Router {
+    let (api, openapi) = api::router(upload_limit).split_for_parts();
     let openapi = Arc::new(openapi);
     let mut app = Router::new()
         .merge(api)
@@ -90,7 +102,7 @@ pub fn router(state: WebState) -> Router {
         )
         .merge(auth::routes());
     if state.config.enabled {
-        app = app.merge(pages::routes());
+        app = app.merge(pages::routes(upload_limit));
     }
     app.merge(assets::routes())
         .fallback(not_found)
@@ -100,6 +112,7 @@ pub fn router(state: WebState) -> Router {
         ))
         .layer(axum::middleware::from_fn(assets::security_headers))
         .merge(health::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)
         // gzip when the client asks for it; tower-http leaves images and
         // server-sent events (which must flush per event) uncompressed.

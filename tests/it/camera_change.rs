@@ -102,7 +102,7 @@ async fn one_capture_per_presentation_none_for_the_wall_and_back_after_unplug() 
     ];
     let source = SyntheticSource::scripted(script, 10, W, H);
     let mut finished = source.finished();
-    let (posters, mut queue) = PosterQueue::bounded(16);
+    let (posters, mut queue) = PosterQueue::bounded(16, 64 << 20);
     let stop = CancellationToken::new();
     let cameras = start(CameraMode::Continuous, source, &posters, &stop);
     let registry = cameras.registry();
@@ -135,7 +135,7 @@ async fn on_demand_captures_the_next_frame_and_names_unknown_cameras() {
     let ms = Duration::from_millis;
     // Real time, looping: a camera pointed at poster 5.
     let source = SyntheticSource::live(vec![Shot::hold(Scene::poster(5), ms(500))], 20, W, H);
-    let (posters, mut queue) = PosterQueue::bounded(4);
+    let (posters, mut queue) = PosterQueue::bounded(4, 64 << 20);
     let stop = CancellationToken::new();
     let cameras = start(CameraMode::OnDemand, source, &posters, &stop);
     let registry = cameras.registry();

@@ -11,9 +11,10 @@
 //! that is not a JPEG is [`SourceError::BadFrame`] (skipped, the camera
 //! stays online).
 
+use super::mjpeg::PartReader;
 use super::{Frame, FrameData, FrameSource, SourceError, SourceFuture};
 use crate::config::{CameraMode, CameraSettings};
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -117,9 +118,7 @@ fn base64(input: &[u8]) -> String {
 /// An MJPEG stream being read.
 struct Stream {
     body: Incoming,
-    /// `--boundary`, as it appears on the delimiter lines.
-    delimiter: Vec<u8>,
-    buf: BytesMut,
+    parts: PartReader,
 }
 
 /// A snapshot or MJPEG camera.
@@ -146,7 +145,7 @@ impl HttpSource {
         let frame_interval = Duration::from_secs(1) / settings.fps.max(1);
         Ok(Self {
             target: parse_target(url)?,
-            url: crate::camera::status::redact_url(url),
+            url: crate::config::redact_url(url),
             want_stream,
             interval: match settings.mode {
                 CameraMode::Continuous => frame_interval,
@@ -270,8 +269,7 @@ impl HttpSource {
             if self.want_stream != Some(false) {
                 self.stream = Some(Stream {
                     body: response.into_body(),
-                    delimiter,
-                    buf: BytesMut::new(),
+                    parts: PartReader::new(delimiter, MAX_FRAME_BYTES),
                 });
                 return self.stream_frame().await;
             }
@@ -294,16 +292,10 @@ impl HttpSource {
             return Err(SourceError::Gone("the MJPEG stream is not open".into()));
         };
         loop {
-            match next_part(&mut stream.buf, &stream.delimiter) {
+            match stream.parts.next_part() {
                 Ok(Some(part)) => return jpeg_frame(Instant::now(), part, "image/jpeg"),
                 Ok(None) => {}
                 Err(reason) => return Err(SourceError::Gone(format!("{reason} ({url})"))),
-            }
-            if stream.buf.len() > MAX_FRAME_BYTES {
-                return Err(SourceError::Gone(format!(
-                    "the MJPEG stream sent over {MAX_FRAME_BYTES} bytes without a part \
-                     boundary ({url})"
-                )));
             }
             let chunk = tokio::time::timeout(IO_TIMEOUT, stream.body.frame())
                 .await
@@ -322,7 +314,7 @@ impl HttpSource {
                 }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        stream.buf.extend_from_slice(&data);
+                        stream.parts.push(&data);
                     }
                 }
             }
@@ -381,62 +373,6 @@ fn multipart_delimiter(content_type: &str) -> Option<Vec<u8>> {
     // Some servers put the dashes in the header's boundary already.
     let boundary = boundary.strip_prefix("--").unwrap_or(&boundary);
     Some(format!("--{boundary}").into_bytes())
-}
-
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
-}
-
-/// Take the next complete part's body out of `buf`, if it holds one. Uses
-/// the part's Content-Length when given, else the next delimiter.
-fn next_part(buf: &mut BytesMut, delimiter: &[u8]) -> Result<Option<Bytes>, String> {
-    let Some(start) = find(buf, delimiter, 0) else {
-        return Ok(None);
-    };
-    let Some(head_end) = find(buf, b"\r\n\r\n", start) else {
-        return Ok(None);
-    };
-    let headers = String::from_utf8_lossy(&buf[start + delimiter.len()..head_end]).into_owned();
-    let body_start = head_end + 4;
-    let length = headers.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())
-            .flatten()
-    });
-    let body_end = match length {
-        Some(length) if length > MAX_FRAME_BYTES => {
-            return Err(format!(
-                "an MJPEG part declares {length} bytes, over the {MAX_FRAME_BYTES}-byte limit"
-            ))
-        }
-        Some(length) => {
-            if buf.len() < body_start + length {
-                return Ok(None);
-            }
-            body_start + length
-        }
-        None => match find(buf, delimiter, body_start) {
-            Some(next) => next,
-            None => return Ok(None),
-        },
-    };
-    let mut part = buf.split_to(body_end);
-    part.advance(body_start);
-    let mut part = part.freeze();
-    // The CRLF before the next delimiter belongs to the delimiter.
-    while part.ends_with(b"\r\n") {
-        part.truncate(part.len() - 2);
-    }
-    Ok(Some(part))
 }
 
 async fn read_body(mut body: Incoming, url: &str) -> Result<Bytes, SourceError> {
@@ -519,29 +455,5 @@ mod tests {
             Some(b"--myboundary".to_vec())
         );
         assert_eq!(multipart_delimiter("image/jpeg"), None);
-    }
-
-    #[test]
-    fn parts_with_and_without_length_arrive_in_pieces() {
-        let jpeg = crate::drawing::drawn_poster_jpeg(1, 32, 24);
-        let mut stream = Vec::new();
-        stream.extend_from_slice(b"--frame\r\nContent-Type: image/jpeg\r\n");
-        stream.extend_from_slice(format!("Content-Length: {}\r\n\r\n", jpeg.len()).as_bytes());
-        stream.extend_from_slice(&jpeg);
-        stream.extend_from_slice(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n");
-        stream.extend_from_slice(&jpeg);
-        stream.extend_from_slice(b"\r\n--frame\r\n");
-        let mut buf = BytesMut::new();
-        let mut parts = Vec::new();
-        for chunk in stream.chunks(100) {
-            buf.extend_from_slice(chunk);
-            while let Some(part) = next_part(&mut buf, b"--frame").unwrap() {
-                parts.push(part);
-            }
-        }
-        assert_eq!(parts.len(), 2);
-        for part in parts {
-            assert_eq!(&part[..], &jpeg[..]);
-        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod http;
+pub mod mjpeg;
 pub mod synthetic;
 #[cfg(feature = "camera")]
 pub mod v4l2;

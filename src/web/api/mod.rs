@@ -40,10 +40,14 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every API route with its description.
-pub fn router() -> OpenApiRouter<WebState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every API route with its description; uploads take `upload_limit`
+/// bytes of body, the rest the small default.
+pub fn router(upload_limit: usize) -> OpenApiRouter<WebState> {
+    let uploads = OpenApiRouter::new()
         .routes(routes!(posters::upload))
+        .layer(axum::extract::DefaultBodyLimit::max(upload_limit));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(uploads)
         .routes(routes!(status::status))
         .routes(routes!(status::events))
         .routes(routes!(posters::history))

@@ -30,6 +30,13 @@ fn is_api(path: &str) -> bool {
 /// The access rules, as a middleware over every dashboard and API route.
 pub async fn guard(State(state): State<WebState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    // Open mode has no cookie or token to stop a page elsewhere that had
+    // its name resolve to this device (DNS rebinding): the Host it used
+    // must be one this device answers to.
+    if !state.auth.required() && !state.net.host_allowed(req.headers()) {
+        warn!(%path, "request for a foreign Host refused (DNS rebinding?)");
+        return misdirected(&path);
+    }
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         if let Some(reason) = cross_site(req.headers()) {
@@ -148,6 +155,16 @@ fn forbidden(path: &str, message: &str) -> Response {
         ApiError::new(StatusCode::FORBIDDEN, message).into_response()
     } else {
         error_page(StatusCode::FORBIDDEN, "Not allowed", message)
+    }
+}
+
+fn misdirected(path: &str) -> Response {
+    let message = "this device does not answer to that host name: open it by its address or \
+                   localhost, or add the name to http.allowed_hosts";
+    if is_api(path) {
+        ApiError::new(StatusCode::MISDIRECTED_REQUEST, message).into_response()
+    } else {
+        error_page(StatusCode::MISDIRECTED_REQUEST, "Wrong address", message)
     }
 }
 

@@ -4,15 +4,18 @@
 use super::{Access, LoginError, SESSION_COOKIE};
 use crate::web::layout::{error_page, page_with_status};
 use crate::web::WebState;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use maud::html;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tracing::{info, warn};
+
+/// The login form's body at most: a password and a path, not an upload.
+pub const LOGIN_FORM_LIMIT: usize = 4 * 1024;
 
 /// `/login` and `/logout`.
 pub fn routes() -> Router<WebState> {
@@ -59,25 +62,75 @@ struct LoginForm {
     next: Option<String>,
 }
 
-/// Only local paths: a login link must not send people to another site.
+/// Only a path on this site: it starts with one `/`, has no authority or
+/// backslash (which browsers read as `/`), and nothing a browser would
+/// drop or stop at (whitespace, control characters).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
 
-async fn login_submit(
-    State(state): State<WebState>,
-    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let ip = connect.map(|c| c.0 .0.ip());
+/// 429 with `Retry-After`, for an address that must wait.
+fn locked_page(state: &WebState, next: Option<&str>, wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = login_page(
+        state,
+        next,
+        Some(&format!(
+            "Too many wrong passwords from your address: wait {seconds} s and try again."
+        )),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+async fn login_submit(State(state): State<WebState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip: Option<IpAddr> = peer.map(|peer| state.net.client_ip(peer, req.headers()));
+    let https = peer.is_some_and(|peer| state.net.https(peer, req.headers()));
+    // A locked-out address is answered before its body is even read.
+    if let Some(wait) = ip.and_then(|ip| state.auth.locked_out(ip)) {
+        return locked_page(&state, None, wait);
+    }
+    let form = match axum::body::to_bytes(req.into_body(), LOGIN_FORM_LIMIT).await {
+        Ok(body) => serde_urlencoded::from_bytes::<LoginForm>(&body).ok(),
+        Err(_) => {
+            return error_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Login failed",
+                "the login form is too large: send only the password",
+            )
+        }
+    };
+    let Some(form) = form else {
+        return login_page(
+            &state,
+            None,
+            Some("The form needs a password."),
+            StatusCode::BAD_REQUEST,
+        );
+    };
     match state.auth.login(ip, form.password).await {
         Ok(session) => {
             info!(ip = ?ip, "dashboard login");
+            let secure = if https { "; Secure" } else { "" };
             let cookie = format!(
-                "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
                 state.auth.cookie_max_age()
             );
             let mut response = Redirect::to(safe_next(form.next.as_deref())).into_response();
@@ -95,19 +148,17 @@ async fn login_submit(
                 StatusCode::UNAUTHORIZED,
             )
         }
-        Err(LoginError::Locked(wait)) => {
+        Err(LoginError::Locked(wait)) => locked_page(&state, form.next.as_deref(), wait),
+        Err(LoginError::Busy) => {
             let mut response = login_page(
                 &state,
                 form.next.as_deref(),
-                Some(&format!(
-                    "Too many wrong passwords from your address: wait {} s and try again.",
-                    wait.as_secs().max(1)
-                )),
-                StatusCode::TOO_MANY_REQUESTS,
+                Some("Too many logins at once: try again in a few seconds."),
+                StatusCode::SERVICE_UNAVAILABLE,
             );
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             response
         }
         Err(LoginError::NoPassword) => login_page(
@@ -144,5 +195,17 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        for bad in [
+            "/\t/evil.example",
+            "/\t\t/evil.example",
+            "/\\evil.example",
+            "/\n",
+            "/a b",
+            "/\u{7f}",
+            "/caf\u{e9}",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
     }
 }

@@ -39,8 +39,10 @@ use axum::http::{header, HeaderMap};
 use lockout::Lockout;
 use sessions::Sessions;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 /// The session cookie's name.
@@ -110,7 +112,21 @@ struct AuthInner {
     read_only: bool,
     sessions: Sessions,
     lockout: Lockout,
+    /// Password checks running at once: each Argon2 check takes 19 MiB
+    /// and a core for a moment, so a flood of logins is queued here, not
+    /// on the memory of the board.
+    checks: Semaphore,
+    /// Logins waiting for a check; past [`MAX_WAITING`] they are turned
+    /// away at once.
+    waiting: AtomicUsize,
 }
+
+/// Password checks at once (Argon2, 19 MiB each).
+const PASSWORD_CHECKS: usize = 2;
+/// Logins that may wait for a check; more are answered 503 at once.
+const MAX_WAITING: usize = 32;
+/// How long a login waits for its check before giving up.
+const CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a login did not start a session.
 #[derive(Debug)]
@@ -118,6 +134,8 @@ pub enum LoginError {
     NoPassword,
     Wrong,
     Locked(Duration),
+    /// Too many logins at once: try again shortly.
+    Busy,
     Internal(String),
 }
 
@@ -148,6 +166,8 @@ impl Auth {
                     u64::from(config.session_hours) * 3600,
                 )),
                 lockout: Lockout::default(),
+                checks: Semaphore::new(PASSWORD_CHECKS),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -195,34 +215,53 @@ impl Auth {
         }
     }
 
-    /// Check a password; on success, a new session's cookie value.
+    /// How long `ip` must wait before its next login, if it is locked out
+    /// (checked before the form is even read).
+    pub fn locked_out(&self, ip: IpAddr) -> Option<Duration> {
+        self.inner.lockout.locked(ip)
+    }
+
+    /// Check a password; on success, a new session's cookie value. The
+    /// attempt counts against `ip` from the moment it starts.
     pub async fn login(&self, ip: Option<IpAddr>, password: String) -> Result<String, LoginError> {
         let Some(hash) = self.inner.password_hash.clone() else {
             return Err(LoginError::NoPassword);
         };
-        if let Some(ip) = ip {
-            if let Some(wait) = self.inner.lockout.locked(ip) {
-                return Err(LoginError::Locked(wait));
-            }
+        let attempt = match ip {
+            Some(ip) => Some(self.inner.lockout.begin(ip).map_err(LoginError::Locked)?),
+            None => None,
+        };
+        let ok = self.verify(hash, password).await?;
+        match attempt {
+            Some(attempt) if ok => attempt.succeeded(),
+            Some(attempt) => attempt.failed(),
+            None => {}
         }
-        // Argon2 is deliberately slow: off the async threads.
-        let ok =
-            tokio::task::spawn_blocking(move || credentials::verify_password(&hash, &password))
-                .await
-                .unwrap_or(false);
         if !ok {
-            if let Some(ip) = ip {
-                self.inner.lockout.failed(ip);
-            }
             return Err(LoginError::Wrong);
-        }
-        if let Some(ip) = ip {
-            self.inner.lockout.succeeded(ip);
         }
         let id = credentials::random_hex().map_err(|e| LoginError::Internal(e.to_string()))?;
         let csrf = credentials::random_hex().map_err(|e| LoginError::Internal(e.to_string()))?;
         self.inner.sessions.start(&id, csrf);
         Ok(id)
+    }
+
+    /// One Argon2 check, when one of the few check slots is free.
+    async fn verify(&self, hash: String, password: String) -> Result<bool, LoginError> {
+        if self.inner.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(LoginError::Busy);
+        }
+        let permit = tokio::time::timeout(CHECK_WAIT, self.inner.checks.acquire()).await;
+        self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = match permit {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => return Err(LoginError::Busy),
+        };
+        // Argon2 is deliberately slow: off the async threads.
+        tokio::task::spawn_blocking(move || credentials::verify_password(&hash, &password))
+            .await
+            .map_err(|err| LoginError::Internal(format!("the password check failed: {err}")))
     }
 
     pub fn logout(&self, headers: &HeaderMap) {

@@ -113,6 +113,16 @@ pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPag
     }
     let per_page = query.per_page.unwrap_or(PER_PAGE).clamp(1, MAX_PER_PAGE);
     let page = query.page.unwrap_or(1).max(1);
+    // Any page past the last is an empty page; one whose offset does not
+    // even fit SQLite's integer is a mistake.
+    let offset = (page - 1)
+        .checked_mul(per_page)
+        .filter(|&offset| i64::try_from(offset).is_ok())
+        .ok_or_else(|| {
+            DataError::BadRequest(format!(
+                "page {page} is out of range: ask for a page from 1 to the `pages` of the answer"
+            ))
+        })?;
     let q = query.clone();
     let (items, total, sources) = state
         .reader
@@ -141,7 +151,7 @@ pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPag
                 ..HistoryFilter::default()
             };
             let total = s.count_recent(&filter)?;
-            let items = s.recent(per_page, (page - 1) * per_page, &filter)?;
+            let items = s.recent(per_page, offset, &filter)?;
             let (sources, _) = s.history_facets()?;
             Ok((items, total, sources))
         })

@@ -23,10 +23,16 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
 
-pub fn routes() -> Router<WebState> {
+/// The pages; the Tag page's form takes `upload_limit` bytes of body.
+pub fn routes(upload_limit: usize) -> Router<WebState> {
     Router::new()
         .route("/", get(live::live))
-        .route("/tag", get(tag::tag_form).post(tag::tag_submit))
+        .route(
+            "/tag",
+            get(tag::tag_form)
+                .post(tag::tag_submit)
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/history", get(history::history))
         .route(
             "/posters/{id}",

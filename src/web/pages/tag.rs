@@ -1,6 +1,5 @@
 //! `/tag`: upload a poster (or try a drawn sample) and see its genres.
 
-use crate::ingest::http::FormField;
 use crate::poster::{PosterError, PosterEvent};
 use crate::web::auth::Access;
 use crate::web::error::ApiError;
@@ -16,6 +15,8 @@ use serde::Deserialize;
 
 /// The `source` of posters uploaded on this page.
 const SOURCE: &str = "dashboard";
+/// The `source` of the drawn samples.
+const SAMPLE_SOURCE: &str = "sample";
 
 fn tag_body(state: &WebState, access: &Access, result: Option<Markup>) -> Markup {
     let csrf_query = access
@@ -120,11 +121,13 @@ pub(super) async fn tag_submit(
 
 /// A multipart form: `file` (an image) or `sample` (a drawn sample's number).
 async fn multipart_tag(state: &WebState, req: Request) -> Result<PosterEvent, PosterError> {
-    match state.uploads.read_form(req, true).await {
-        Ok(FormField::File(bytes)) => state.uploads.classify(bytes, SOURCE).await,
-        Ok(FormField::Sample(which)) => classify_sample(state, &which).await,
-        Err(err) => Err(err),
-    }
+    let samples = &state.samples;
+    state
+        .uploads
+        .classify_form(req, SOURCE, |which| {
+            sample_bytes(samples, which).map(|bytes| (bytes, SAMPLE_SOURCE))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -140,14 +143,20 @@ async fn sample_upload(state: &WebState, req: Request) -> Result<PosterEvent, Po
 }
 
 async fn classify_sample(state: &WebState, which: &str) -> Result<PosterEvent, PosterError> {
-    let sample = which
+    let bytes = sample_bytes(&state.samples, which)?;
+    state.uploads.classify(bytes, SAMPLE_SOURCE).await
+}
+
+/// The drawn sample numbered `which`.
+fn sample_bytes(
+    samples: &[crate::web::samples::Sample],
+    which: &str,
+) -> Result<Bytes, PosterError> {
+    which
         .trim()
         .parse::<usize>()
         .ok()
-        .and_then(|i| state.samples.get(i))
-        .ok_or_else(|| PosterError::Multipart(format!("no sample `{which}`")))?;
-    state
-        .uploads
-        .classify(Bytes::from(sample.jpeg.clone()), "sample")
-        .await
+        .and_then(|i| samples.get(i))
+        .map(|sample| Bytes::from(sample.jpeg.clone()))
+        .ok_or_else(|| PosterError::Multipart(format!("no sample `{which}`")))
 }

@@ -1,0 +1,117 @@
+//! The daemon's worst-case memory, from its configuration: what a board
+//! profile states as `inference.memory_budget_mb` and the code keeps.
+//!
+//! Every part that grows with input is bounded by a setting; what does not
+//! grow is measured (see the constants and the README's hostile-load
+//! benchmark, `scripts/bench-hostile.py`, which checks peak RSS against it).
+
+use super::schema::Config;
+use serde::Serialize;
+
+/// The process before any poster: the loaded int8 model (tract's optimised
+/// plan), the async runtime, SQLite's page cache and the dashboard's caches
+/// at their caps. Measured: 133 MB peak after 5,000 posters on x86_64
+/// (`scripts/bench-daemon.py`), rounded up.
+pub const RUNTIME_MB: u64 = 150;
+/// Each classify worker's inference scratch (tract's activations for one
+/// 224x320 poster, the tensor, the thumbnail), rounded up.
+pub const PER_WORKER_MB: u64 = 16;
+/// Each open connection at most: hyper's read buffer (capped at this) and
+/// the task around it.
+pub const PER_CONNECTION_KB: u64 = 80;
+/// Images held outside the queue's memory at most: one MQTT message being
+/// read, one waiting for room.
+pub const IN_TRANSIT_INPUTS: u64 = 2;
+
+/// Where the worst case goes, in MiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryPlan {
+    pub runtime_mb: u64,
+    pub workers: u64,
+    pub workers_mb: u64,
+    pub decode_mb: u64,
+    pub uploads_mb: u64,
+    /// Images on their way in before they take a share of the uploads'
+    /// memory: the MQTT message being received and the one waiting for
+    /// room ([`IN_TRANSIT_INPUTS`] x `http.max_upload_bytes`).
+    pub in_transit_mb: u64,
+    pub connections_mb: u64,
+    pub total_mb: u64,
+    pub budget_mb: u64,
+}
+
+impl MemoryPlan {
+    pub fn fits(&self) -> bool {
+        self.total_mb <= self.budget_mb
+    }
+}
+
+impl std::fmt::Display for MemoryPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} MiB worst case of a {} MiB budget: runtime {} + {} workers x {} + decodes {} \
+             (inference.decode_memory_mb) + uploads {} (http.upload_memory_mb) + in transit {} \
+             ({IN_TRANSIT_INPUTS} x http.max_upload_bytes) + connections {} (http.max_connections)",
+            self.total_mb,
+            self.budget_mb,
+            self.runtime_mb,
+            self.workers,
+            PER_WORKER_MB,
+            self.decode_mb,
+            self.uploads_mb,
+            self.in_transit_mb,
+            self.connections_mb
+        )
+    }
+}
+
+impl Config {
+    /// The worst case this configuration allows, against its budget.
+    pub fn memory_plan(&self) -> MemoryPlan {
+        let workers = self.inference.effective_threads() as u64;
+        let decode_mb = u64::from(self.inference.decode_memory_mb);
+        let uploads_mb = u64::from(self.http.upload_memory_mb);
+        let connections_mb =
+            (u64::from(self.http.max_connections) * PER_CONNECTION_KB).div_ceil(1024);
+        let workers_mb = workers * PER_WORKER_MB;
+        let in_transit_mb = (IN_TRANSIT_INPUTS * self.http.max_upload_bytes).div_ceil(1 << 20);
+        MemoryPlan {
+            runtime_mb: RUNTIME_MB,
+            workers,
+            workers_mb,
+            decode_mb,
+            uploads_mb,
+            in_transit_mb,
+            connections_mb,
+            total_mb: RUNTIME_MB
+                + workers_mb
+                + decode_mb
+                + uploads_mb
+                + in_transit_mb
+                + connections_mb,
+            budget_mb: u64::from(self.inference.memory_budget_mb),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_fit_their_budget() {
+        let mut config = Config::default();
+        config.inference.threads = 4;
+        let plan = config.memory_plan();
+        assert!(plan.fits(), "{plan}");
+        assert_eq!(
+            plan.total_mb,
+            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20,
+            "{plan}"
+        );
+        // Whatever the machine's core count, `threads = 0` fits too.
+        config.inference.threads = 0;
+        assert!(config.memory_plan().fits(), "{}", config.memory_plan());
+    }
+}
