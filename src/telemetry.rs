@@ -35,6 +35,8 @@ pub struct Gauges {
     /// `None` when the store did not answer in time.
     pub outbox_backlog: Option<u64>,
     pub broker_connected: bool,
+    /// The MQTT inputs' subscriptions (ingest, capture) are confirmed.
+    pub inputs_subscribed: bool,
     pub published: u64,
     pub inbound_dropped: u64,
     pub model_loaded: bool,
@@ -122,6 +124,12 @@ impl Metrics {
                 backlog,
             );
         }
+        gauge(
+            &mut out,
+            "marquee_mqtt_inputs_subscribed",
+            "1 while the broker has confirmed the MQTT inputs' subscriptions (ingest, capture).",
+            u64::from(g.inputs_subscribed),
+        );
         gauge(
             &mut out,
             "marquee_broker_connected",

@@ -143,7 +143,14 @@ pub async fn start(
 
     let (live, _) = tokio::sync::broadcast::channel::<PosterEvent>(web::LIVE_BUFFER);
     let opts = PublishOptions::from_config(&cfg, classifier.name())?;
-    let (publisher, publish, inbound) = Publisher::new(opts, store.clone())?;
+    let mqtt_inputs = crate::ingest::mqtt::MqttInputs {
+        publish: opts.clone(),
+        ha_status: opts
+            .discovery_prefix
+            .as_deref()
+            .map(crate::publish::ha_status_topic),
+    };
+    let (publisher, publish) = Publisher::new(opts, store.clone())?;
     // Its own token: the publisher stops last, after the pipeline drained.
     let publisher_stop = CancellationToken::new();
     let publisher_task = tokio::spawn(publisher.run(publisher_stop.clone()));
@@ -216,12 +223,13 @@ pub async fn start(
         shutdown.clone(),
         Arc::new(web::server::ServerStats::default()),
     ));
-    inputs.spawn(crate::ingest::mqtt::forward(
-        inbound,
+    inputs.spawn(crate::ingest::mqtt::run(
+        mqtt_inputs,
         posters,
         camera_registry.clone(),
-        shutdown.clone(),
+        publish.clone(),
         Arc::clone(&metrics),
+        shutdown.clone(),
     ));
     inputs.close();
 

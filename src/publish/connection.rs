@@ -6,11 +6,9 @@
 //! never sent), so it must never lose a `select!` race to other work.
 
 use super::status::PublishStatus;
-use super::Inbound;
-use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish};
+use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,10 +35,6 @@ pub enum SessionEvent {
     Acked(u16),
     /// Our DISCONNECT went out (graceful shutdown).
     Disconnected,
-    /// Home Assistant restarted: announce the device again.
-    HaOnline,
-    /// SUBACK: the ingest and capture topics now reach us.
-    Subscribed,
 }
 
 /// rumqttc's text, plus what to check when the broker refused our login.
@@ -55,18 +49,8 @@ fn describe(error: &ConnectionError) -> String {
     }
 }
 
-/// Where incoming messages go.
-#[derive(Debug, Clone)]
-pub struct Routes {
-    pub ingest: String,
-    pub capture: String,
-    pub ha_status: Option<String>,
-}
-
 pub struct Driver {
     pub eventloop: EventLoop,
-    pub routes: Routes,
-    pub inbound: mpsc::Sender<Inbound>,
     pub status: Arc<PublishStatus>,
     /// `host:port`, for log lines.
     pub broker: String,
@@ -103,12 +87,12 @@ impl Driver {
                     SessionEvent::Connected
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => SessionEvent::Acked(ack.pkid),
-                Ok(Event::Incoming(Packet::SubAck(_))) => SessionEvent::Subscribed,
                 Ok(Event::Incoming(Packet::PubRec(rec))) => SessionEvent::Acked(rec.pkid),
-                Ok(Event::Incoming(Packet::Publish(publish))) => match self.route(publish) {
-                    Some(event) => event,
-                    None => continue,
-                },
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    // Nothing is subscribed here; a broker's stray message.
+                    debug!(topic = %publish.topic, "ignoring a message on the publishing connection");
+                    continue;
+                }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => SessionEvent::Written(pkid),
                 Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => SessionEvent::Collided(pkid),
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
@@ -172,56 +156,5 @@ impl Driver {
         self.eventloop.clean();
         self.eventloop.pending.clear();
         true
-    }
-
-    /// An incoming message: Home Assistant's status, or work for the
-    /// ingest module (handed over here, not through the publisher).
-    fn route(&self, publish: Publish) -> Option<SessionEvent> {
-        let topic = publish.topic.as_str();
-        if self.routes.ha_status.as_deref() == Some(topic) {
-            // A retained `online` arrives on every subscribe, right after we
-            // announced anyway; only a live one means HA restarted.
-            return (!publish.retain && publish.payload.as_ref() == b"online")
-                .then_some(SessionEvent::HaOnline);
-        }
-        let inbound = if topic == self.routes.ingest {
-            Inbound::Ingest(publish.payload.clone())
-        } else if topic == self.routes.capture {
-            Inbound::Capture(publish.payload.to_vec())
-        } else {
-            debug!(
-                topic,
-                "ignoring a message on a topic we did not subscribe to"
-            );
-            return None;
-        };
-        if publish.retain {
-            // A retained command would run again on every reconnect.
-            warn!(
-                topic,
-                "ignoring a retained message; publish without retain (clear it with \
-                 `mosquitto_pub -r -n -t {topic}`)"
-            );
-            return None;
-        }
-        match self.inbound.try_send(inbound) {
-            Ok(()) => self.status.inbound_accepted(),
-            Err(TrySendError::Full(_)) => {
-                // Blocking here would stall acks and keep-alives for every
-                // other message; the sender can publish again.
-                if self.status.inbound_dropped() {
-                    warn!(topic, "ingest queue full: dropping MQTT messages (counted)");
-                }
-            }
-            Err(TrySendError::Closed(_)) => {
-                if self.status.inbound_dropped() {
-                    warn!(
-                        topic,
-                        "nothing consumes MQTT ingest messages: dropping them"
-                    );
-                }
-            }
-        }
-        None
     }
 }

@@ -10,9 +10,11 @@
 //! `last` (the newest event, retained), `stats` ([`Stats`], retained),
 //! `camera/<name>/available` (per camera, retained, through
 //! [`PublishHandle::set_retained`]),
-//! and the inputs `ingest` / `capture`, handed out as [`Inbound`]. Discovery
-//! configs go under `<discovery_prefix>/` and are sent again whenever Home
-//! Assistant publishes `online` on `<discovery_prefix>/status`.
+//! and the inputs `ingest` / `capture` (read on the MQTT inputs' own
+//! connection, `crate::ingest::mqtt`). Discovery configs go under
+//! `<discovery_prefix>/` and are sent again whenever Home Assistant
+//! publishes `online` on `<discovery_prefix>/status` (heard by the inputs'
+//! connection, passed on with [`PublishHandle::announce_again`]).
 //!
 //! # Delivery
 //!
@@ -28,7 +30,7 @@
 //! use marquee::publish::{Publisher, PublishOptions};
 //! use tokio_util::sync::CancellationToken;
 //! let opts = PublishOptions::new("lobby", "marquee", "127.0.0.1", 1883);
-//! let (publisher, handle, _inbound) = Publisher::new(opts, store)?;
+//! let (publisher, handle) = Publisher::new(opts, store)?;
 //! let shutdown = CancellationToken::new();
 //! let task = tokio::spawn(publisher.run(shutdown.clone()));
 //! // ... after each committed result:
@@ -58,10 +60,10 @@ pub use event::{mark_replayed, Stats};
 pub use options::{PublishOptions, TlsOptions};
 pub use outbox::{Outbox, OutboxRow, PosterCounts};
 pub use status::{PublishStatus, StatusSnapshot};
+pub use tls::client_config as tls_client_config;
 pub use topics::{ha_status_topic, Topics};
 
-use bytes::Bytes;
-use connection::{Driver, Routes};
+use connection::Driver;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use session::{Session, State};
 use states::RetainedStates;
@@ -71,15 +73,6 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// A message for the ingest module, from the device's input topics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound {
-    /// An image published to `<prefix>/<device_id>/ingest`.
-    Ingest(Bytes),
-    /// A request published to `<prefix>/<device_id>/capture`.
-    Capture(Vec<u8>),
-}
-
 /// Room in rumqttc's request queue beyond the row window: availability,
 /// subscriptions, discovery, stats and `last` all go through it too.
 const CONTROL_HEADROOM: usize = 64;
@@ -87,10 +80,15 @@ const CONTROL_HEADROOM: usize = 64;
 /// Events from the driver waiting for the publishing half.
 const EVENTS_CAPACITY: usize = 256;
 
+/// Largest packet this connection reads: it subscribes to nothing, so
+/// only acknowledgements (and a broker's stray packet) ever arrive.
+const MAX_INBOUND_BYTES: usize = 64 * 1024;
+
 /// A cheap, cloneable handle on a running publisher.
 #[derive(Debug, Clone)]
 pub struct PublishHandle {
     wake: Arc<Notify>,
+    announce: Arc<Notify>,
     status: Arc<PublishStatus>,
     states: Arc<RetainedStates>,
 }
@@ -111,6 +109,12 @@ impl PublishHandle {
         }
     }
 
+    /// Home Assistant came back (its status topic said `online`, heard by
+    /// the MQTT inputs' connection): announce the device again.
+    pub fn announce_again(&self) {
+        self.announce.notify_one();
+    }
+
     /// The value last given to [`set_retained`](Self::set_retained) for `topic`.
     pub fn retained(&self, topic: &str) -> Option<Vec<u8>> {
         self.states.get(topic)
@@ -126,7 +130,8 @@ impl PublishHandle {
         self.status.watch_connected()
     }
 
-    /// Follows whether the broker confirmed the ingest/capture subscriptions.
+    /// Follows whether the broker confirmed the MQTT inputs' subscriptions
+    /// (ingest, capture; set by [`crate::ingest::mqtt`]).
     pub fn watch_subscribed(&self) -> watch::Receiver<bool> {
         self.status.watch_subscribed()
     }
@@ -145,33 +150,28 @@ pub struct Publisher<O> {
 
 impl<O: Outbox> Publisher<O> {
     /// Set up the session (reading TLS files now, so a bad path fails at
-    /// startup). Nothing connects until `run`. Returns the publisher, a
-    /// handle for the pipeline and metrics, and the inbound messages.
-    pub fn new(
-        opts: PublishOptions,
-        outbox: O,
-    ) -> Result<(Self, PublishHandle, mpsc::Receiver<Inbound>), PublishError> {
+    /// startup). Nothing connects until `run`. Returns the publisher and a
+    /// handle for the pipeline and metrics.
+    ///
+    /// This connection subscribes to nothing: no message anyone publishes
+    /// can reach it, so none (an oversize retained image, say) can cost it
+    /// its session. What the device listens to comes in on the MQTT
+    /// inputs' own connection ([`crate::ingest::mqtt`]).
+    pub fn new(opts: PublishOptions, outbox: O) -> Result<(Self, PublishHandle), PublishError> {
         let topics = Topics::new(&opts.topic_prefix, &opts.device_id);
         let window = opts.window.max(1);
         let mqtt = mqtt_options(&opts, &topics, window)?;
         let (client, eventloop) = AsyncClient::new(mqtt, window + CONTROL_HEADROOM);
-        let (inbound_tx, inbound_rx) = mpsc::channel(opts.inbound_capacity.max(1));
         let status = Arc::new(PublishStatus::default());
         let wake = Arc::new(Notify::new());
+        let announce = Arc::new(Notify::new());
         let states = Arc::new(RetainedStates::default());
-        let ha_status = opts.discovery_prefix.as_deref().map(ha_status_topic);
         let announcements = match &opts.discovery_prefix {
             Some(prefix) => announcements(prefix, &opts, &topics)?,
             None => Vec::new(),
         };
         let driver = Driver {
             eventloop,
-            routes: Routes {
-                ingest: topics.ingest.clone(),
-                capture: topics.capture.clone(),
-                ha_status: ha_status.clone(),
-            },
-            inbound: inbound_tx,
             status: Arc::clone(&status),
             broker: format!("{}:{}", opts.host, opts.port),
             reconnect_min: opts.reconnect_min,
@@ -182,9 +182,9 @@ impl<O: Outbox> Publisher<O> {
             outbox,
             topics,
             announcements,
-            ha_status,
             status: Arc::clone(&status),
             wake: Arc::clone(&wake),
+            announce: Arc::clone(&announce),
             states: Arc::clone(&states),
             model: opts.model.clone(),
             window,
@@ -196,10 +196,11 @@ impl<O: Outbox> Publisher<O> {
         };
         let handle = PublishHandle {
             wake,
+            announce,
             status,
             states,
         };
-        Ok((Self { driver, session }, handle, inbound_rx))
+        Ok((Self { driver, session }, handle))
     }
 
     /// Run until `shutdown`, reconnecting as needed; then deliver what the
@@ -240,9 +241,10 @@ fn mqtt_options(
         QoS::AtLeastOnce,
         true,
     ));
-    // Outgoing: the row's payload plus its topic and header.
+    // Incoming: only acknowledgements (nothing is subscribed). Outgoing:
+    // the row's payload plus its topic and header.
     mqtt.set_max_packet_size(
-        opts.max_inbound_bytes,
+        MAX_INBOUND_BYTES,
         opts.max_outbound_bytes.saturating_add(64 * 1024),
     );
     // Above our own window plus control messages, so rumqttc's packet ids

@@ -33,11 +33,8 @@ pub struct PublishOptions {
     /// Outbox rows published but not yet acknowledged, at most. Bounds what a
     /// reconnect has to resend and keeps well under the broker's own limit.
     pub window: usize,
-    /// Inbound ingest/capture messages queued for the ingest module; when
-    /// full, new ones are dropped and counted.
-    pub inbound_capacity: usize,
-    /// Largest incoming MQTT packet (an image on `ingest`). A larger one
-    /// makes rumqttc drop the connection, so keep it above the upload limit.
+    /// Largest image the MQTT inputs' connection accepts (the upload
+    /// limit); the broker is told not to send larger packets.
     pub max_inbound_bytes: usize,
     /// Largest outgoing payload; an outbox row over it can never be sent.
     pub max_outbound_bytes: usize,
@@ -81,8 +78,7 @@ impl PublishOptions {
             model: String::new(),
             cameras: Vec::new(),
             window: 32,
-            inbound_capacity: 16,
-            max_inbound_bytes: 21 * 1024 * 1024,
+            max_inbound_bytes: 20 * 1024 * 1024,
             max_outbound_bytes: 1024 * 1024,
             reconnect_min: Duration::from_millis(250),
             reconnect_max: Duration::from_secs(30),
@@ -116,11 +112,8 @@ impl PublishOptions {
         opts.discovery_prefix = mqtt.discovery.then(|| mqtt.discovery_prefix.clone());
         opts.model = model.into();
         opts.cameras = config.cameras.iter().map(|c| c.name.clone()).collect();
-        // An image over the upload limit is refused by the ingest module
-        // with a clear message; the MQTT limit sits above it (plus room for
-        // the packet header) so such an image does not cost the connection.
-        let upload = usize::try_from(config.http.max_upload_bytes).unwrap_or(usize::MAX);
-        opts.max_inbound_bytes = upload.saturating_add(64 * 1024).max(1024 * 1024);
+        opts.max_inbound_bytes =
+            usize::try_from(config.http.max_upload_bytes).unwrap_or(usize::MAX);
         Ok(opts)
     }
 }
@@ -165,7 +158,7 @@ mod tests {
         assert_eq!(opts.discovery_prefix, None);
         assert_eq!(opts.device_id, "lobby");
         assert!(!format!("{opts:?}").contains("hunter2"));
-        assert!(opts.max_inbound_bytes > 20 * 1024 * 1024);
+        assert_eq!(opts.max_inbound_bytes, 20 * 1024 * 1024, "the upload limit");
     }
 
     #[test]

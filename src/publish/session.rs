@@ -19,7 +19,7 @@ use super::status::PublishStatus;
 use super::topics::Topics;
 use super::tracker::{Sent, Tracker};
 use crate::poster::now_ms;
-use rumqttc::{valid_topic, AsyncClient, QoS, SubscribeFilter};
+use rumqttc::{valid_topic, AsyncClient, QoS};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -39,9 +39,10 @@ pub struct Session<O> {
     pub outbox: O,
     pub topics: Topics,
     pub announcements: Vec<Announcement>,
-    pub ha_status: Option<String>,
     pub status: Arc<PublishStatus>,
     pub wake: Arc<Notify>,
+    /// Home Assistant came back: announce again.
+    pub announce: Arc<Notify>,
     pub states: Arc<RetainedStates>,
     pub model: String,
     pub window: usize,
@@ -96,6 +97,7 @@ enum Step {
     DriverGone,
     Work,
     Stats,
+    Announce,
 }
 
 /// What happened to one outbox row.
@@ -115,6 +117,7 @@ impl<O: Outbox> Session<O> {
         stop: CancellationToken,
     ) {
         let wake = Arc::clone(&self.wake);
+        let announce = Arc::clone(&self.announce);
         let start = tokio::time::Instant::now();
         let mut poll = interval_at(start + self.poll_interval, self.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -129,6 +132,7 @@ impl<O: Outbox> Session<O> {
                 () = wake.notified() => Step::Work,
                 _ = poll.tick() => Step::Work,
                 _ = stats.tick(), if connected => Step::Stats,
+                () = announce.notified(), if connected => Step::Announce,
             };
             match step {
                 Step::Shutdown => break,
@@ -158,6 +162,10 @@ impl<O: Outbox> Session<O> {
                 }
                 Step::Work => self.state.maybe_more = true,
                 Step::Stats => self.publish_stats().await,
+                Step::Announce => {
+                    info!("Home Assistant came online: announcing the device again");
+                    self.announce();
+                }
             }
             self.publish_states();
             self.flush_marks().await;
@@ -185,11 +193,6 @@ impl<O: Outbox> Session<O> {
                 None => debug!(pkid, "acknowledgement for nothing we track"),
             },
             SessionEvent::Disconnected => {}
-            SessionEvent::Subscribed => self.status.set_subscribed(true),
-            SessionEvent::HaOnline => {
-                info!("Home Assistant came online: announcing the device again");
-                self.announce();
-            }
         }
         self.status
             .set_in_flight(self.state.tracker.rows_in_flight());
@@ -205,16 +208,6 @@ impl<O: Outbox> Session<O> {
         // Availability first, so nothing arrives from a device that still
         // looks offline.
         self.publish_control(&self.topics.available.clone(), b"online".to_vec(), false);
-        let mut filters = vec![
-            SubscribeFilter::new(self.topics.ingest.clone(), QoS::AtLeastOnce),
-            SubscribeFilter::new(self.topics.capture.clone(), QoS::AtLeastOnce),
-        ];
-        if let Some(ha) = &self.ha_status {
-            filters.push(SubscribeFilter::new(ha.clone(), QoS::AtLeastOnce));
-        }
-        if let Err(e) = self.client.try_subscribe_many(filters) {
-            warn!(error = %e, "could not subscribe to ingest/capture topics");
-        }
         self.states.mark_all_dirty();
         self.publish_states();
         self.announce();
@@ -229,7 +222,6 @@ impl<O: Outbox> Session<O> {
         state.connected_at_ms = None;
         state.tracker.reset();
         self.status.set_connected(false);
-        self.status.set_subscribed(false);
         self.status.set_in_flight(0);
     }
 

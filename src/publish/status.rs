@@ -2,7 +2,7 @@
 //! lock-free counters written by the session, read by anyone.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
@@ -10,8 +10,9 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct PublishStatus {
     connected: watch::Sender<bool>,
-    /// Whether the broker has confirmed our ingest/capture subscriptions:
-    /// images published before that are not delivered to us.
+    /// Whether the broker has confirmed the MQTT inputs' subscriptions
+    /// (ingest, capture; on their own connection): images published before
+    /// that are not delivered to us.
     subscribed: watch::Sender<bool>,
     in_flight: AtomicU64,
     published: AtomicU64,
@@ -21,9 +22,6 @@ pub struct PublishStatus {
     dropped_rows: AtomicU64,
     /// Only the latest error is kept; a Mutex because it is a String.
     last_error: Mutex<Option<String>>,
-    /// Set once an inbound drop has been logged, cleared by the next
-    /// accepted message: one warning per burst, not per message.
-    drop_warned: AtomicBool,
 }
 
 /// A point-in-time copy of [`PublishStatus`].
@@ -41,7 +39,9 @@ pub struct StatusSnapshot {
     pub replayed: u64,
     /// Successful broker connections since start.
     pub connects: u64,
-    /// Ingest/capture messages dropped because the ingest queue was full.
+    /// MQTT input messages refused: a retained image on the ingest topic,
+    /// or a packet over the size the broker was told (`mqtt_retained`,
+    /// `mqtt_oversize` in `classify_errors_total`).
     pub inbound_dropped: u64,
     /// Outbox rows that could never be sent (invalid topic, oversize) and
     /// were taken out of the queue; each is logged at ERROR.
@@ -60,7 +60,6 @@ impl Default for PublishStatus {
             inbound_dropped: AtomicU64::new(0),
             dropped_rows: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            drop_warned: AtomicBool::new(false),
         }
     }
 }
@@ -134,13 +133,8 @@ impl PublishStatus {
         self.dropped_rows.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Count an inbound drop; true when this one should be logged.
-    pub(crate) fn inbound_dropped(&self) -> bool {
+    /// Count an MQTT input refused (retained, oversize).
+    pub(crate) fn inbound_dropped(&self) {
         self.inbound_dropped.fetch_add(1, Ordering::Relaxed);
-        !self.drop_warned.swap(true, Ordering::Relaxed)
-    }
-
-    pub(crate) fn inbound_accepted(&self) {
-        self.drop_warned.store(false, Ordering::Relaxed);
     }
 }

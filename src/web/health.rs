@@ -95,6 +95,7 @@ async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> Response 
         queue_capacity: to_u64(queue.capacity()),
         outbox_backlog,
         broker_connected: publish.connected,
+        inputs_subscribed: *state.publish.watch_subscribed().borrow(),
         published: publish.published,
         inbound_dropped: publish.inbound_dropped,
         model_loaded: true,

@@ -105,22 +105,10 @@ struct Process {
 impl Process {
     async fn serve(device: &str, mqtt_port: u16, db: &Path, dir: &Path, run: u32) -> Self {
         let ready = dir.join(format!("ready-{run}"));
-        let child = common::marquee_command()
-            .args([
-                "serve",
-                "--board",
-                "x86_64-generic",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--db")
-            .arg(db)
-            .arg("--ready-file")
-            .arg(&ready)
+        let child = common::serve_command(db, &ready)
             .env("MARQUEE__DEVICE_ID", format!("\"{device}\""))
             .env("MARQUEE__MQTT__URL", mqtt_url(mqtt_port))
             .env("MARQUEE__MQTT__DISCOVERY", "false")
-            .env("MARQUEE__INFERENCE__THREADS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -499,4 +487,148 @@ async fn broker_killed_mid_stream_delivers_the_outage_uploads_in_order_replayed(
         let detail = store.poster(&PosterId::of_bytes(poster)).unwrap().unwrap();
         assert_eq!(detail.sightings, 1, "stored once per upload");
     }
+}
+
+/// Issue 14, "a 50 MB retained message on the ingest topic": the daemon
+/// tells the broker (MQTT 5) the largest packet its inputs take, so an
+/// oversize retained image is never sent to it; results keep going out and
+/// MQTT images keep coming in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_retained_image_on_the_ingest_topic_wedges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let broker = Broker::launch();
+    let poster_topic = "marquee/big/poster";
+    let ingest_topic = "marquee/big/ingest";
+    let mut sub = Subscriber::connect(broker.port(), &[poster_topic]).await;
+    // Over the daemon's 1 MiB upload limit, retained before it starts.
+    let mut oversize = drawn_poster_jpeg(600, 240, 360);
+    oversize.resize(2 * 1024 * 1024, 0);
+    sub.publish(ingest_topic, oversize, true).await;
+    let mut sync = Subscriber::connect(broker.port(), &[ingest_topic]).await;
+    sync.expect(ingest_topic, WAIT).await; // the broker holds it now
+
+    let mut cfg = daemon::config("big", broker.url(), &db);
+    cfg.http.max_upload_bytes = 1024 * 1024;
+    let mut daemon = TestDaemon::start(cfg).await;
+    common::wait_subscribed(&daemon.running().publish, WAIT).await;
+
+    // Uploads reach MQTT...
+    let id = upload(daemon.addr, &drawn_poster_jpeg(601, 240, 360)).await;
+    assert_eq!(sub.expect(poster_topic, WAIT).await.json()["id"], id);
+    // ...and so do images on the ingest topic, through the same link.
+    let image = drawn_poster_jpeg(602, 240, 360);
+    sub.publish(ingest_topic, image.clone(), false).await;
+    let event = sub.expect(poster_topic, WAIT).await.json();
+    assert_eq!(event["id"], PosterId::of_bytes(&image).as_str());
+    assert_eq!(event["source"], "mqtt");
+    let status = daemon.running().publish.status();
+    assert!(status.connected, "{status:?}");
+    assert_eq!(
+        status.connects, 1,
+        "the event link never dropped: {status:?}"
+    );
+    daemon.stop(WAIT).await;
+    assert_eq!(Store::open(&db).unwrap().posters_since(0).unwrap(), 2);
+}
+
+/// A retained image on the ingest topic is refused and counted: it would be
+/// classified again for every new subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_image_on_the_ingest_topic_is_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let broker = Broker::launch();
+    let ingest_topic = "marquee/kept/ingest";
+    let setup = Subscriber::connect(broker.port(), &["marquee/kept/poster"]).await;
+    setup
+        .publish(ingest_topic, drawn_poster_jpeg(610, 240, 360), true)
+        .await;
+    let mut sync = Subscriber::connect(broker.port(), &[ingest_topic]).await;
+    sync.expect(ingest_topic, WAIT).await;
+
+    let mut daemon = TestDaemon::start(daemon::config("kept", broker.url(), &db)).await;
+    let counters = daemon.running().metrics.clone();
+    common::eventually("the retained image refused", WAIT, || {
+        counters.errors("mqtt_retained") == 1
+    })
+    .await;
+    assert_eq!(daemon.running().publish.status().inbound_dropped, 1);
+    daemon.stop(WAIT).await;
+    assert_eq!(Store::open(&db).unwrap().posters_since(0).unwrap(), 0);
+}
+
+/// Issue 14: an MQTT image is acknowledged only once its poster is
+/// committed, and the broker keeps the daemon's session, so images in
+/// flight when the daemon is SIGKILLed are delivered again: every image
+/// published is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_images_in_flight_at_a_sigkill_are_delivered_again() {
+    const N: u32 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let broker = Broker::launch();
+    let poster_topic = "marquee/acks/poster";
+    let ingest_topic = "marquee/acks/ingest";
+    let mut sub = Subscriber::connect(broker.port(), &[poster_topic]).await;
+
+    let mut first = Process::serve("acks", broker.port(), &db, dir.path(), 1).await;
+    // Subscribed once the daemon's inputs session exists at the broker;
+    // from then on the broker keeps images for it, up or down.
+    common::eventually_async("the daemon's MQTT inputs subscribed", WAIT, || async {
+        metric(
+            &metrics_page(first.addr).await,
+            "marquee_mqtt_inputs_subscribed",
+        ) == Some(1.0)
+    })
+    .await;
+    let images: Vec<Vec<u8>> = (0..N)
+        .map(|seed| drawn_poster_jpeg(700 + seed, 240, 360))
+        .collect();
+    for image in &images {
+        sub.publish(ingest_topic, image.clone(), false).await;
+    }
+    // One worker: most images are still queued or being classified now.
+    sub.expect(poster_topic, WAIT).await;
+    first.kill9();
+    let stored_before = Store::open(&db).unwrap().posters_since(0).unwrap();
+    eprintln!("stored before the SIGKILL: {stored_before} of {N}");
+
+    let mut second = Process::serve("acks", broker.port(), &db, dir.path(), 2).await;
+    let db_path = db.clone();
+    common::eventually("every published image stored", WAIT, move || {
+        Store::open(&db_path).unwrap().posters_since(0).unwrap() == u64::from(N)
+    })
+    .await;
+    second.terminate();
+    let store = Store::open(&db).unwrap();
+    for image in &images {
+        assert!(
+            store.poster(&PosterId::of_bytes(image)).unwrap().is_some(),
+            "every image stored"
+        );
+    }
+}
+
+/// Home Assistant's `online` (heard on the inputs' connection) makes the
+/// daemon announce itself again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_is_announced_again_when_home_assistant_comes_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("marquee.db");
+    let broker = Broker::launch();
+    let mut cfg = daemon::config("hass", broker.url(), &db);
+    cfg.mqtt.discovery = true;
+    let mut daemon = TestDaemon::start(cfg).await;
+    common::wait_subscribed(&daemon.running().publish, WAIT).await;
+    let filter = "homeassistant/+/hass/+/config";
+    let mut sub = Subscriber::connect(broker.port(), &[filter]).await;
+    // The retained configs first.
+    let retained = sub.collect_until(WAIT, |m| m.len() >= 4).await;
+    assert!(retained.iter().all(|m| m.retain));
+    sub.publish("homeassistant/status", "online", false).await;
+    let again = sub.collect_until(WAIT, |m| m.len() >= 4).await;
+    assert!(again.len() >= 4, "announced again: {}", again.len());
+    assert!(again.iter().all(|m| m.topic.ends_with("/config")));
+    daemon.stop(WAIT).await;
 }

@@ -7,7 +7,7 @@ use crate::common::{self, wait_connected};
 use marquee::model::{GenreScore, Prediction};
 use marquee::poster::{now_ms, PosterEvent, PosterId};
 use marquee::publish::{
-    Inbound, Outbox, OutboxRow, PosterCounts, PublishHandle, PublishOptions, Publisher, TlsOptions,
+    Outbox, OutboxRow, PosterCounts, PublishHandle, PublishOptions, Publisher, TlsOptions,
 };
 use marquee::store::{self, NewClassification, NewPoster, OutboxMessage, Store, StoreHandle};
 use rumqttc::QoS;
@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -158,18 +157,16 @@ fn options(port: u16, device: &str) -> PublishOptions {
 
 struct Running {
     handle: PublishHandle,
-    inbound: mpsc::Receiver<Inbound>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
 fn spawn<O: Outbox>(opts: PublishOptions, outbox: O) -> Running {
-    let (publisher, handle, inbound) = Publisher::new(opts, outbox).unwrap();
+    let (publisher, handle) = Publisher::new(opts, outbox).unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(publisher.run(shutdown.clone()));
     Running {
         handle,
-        inbound,
         shutdown,
         task,
     }
@@ -360,8 +357,9 @@ async fn discovery_is_retained_and_announced_again_when_home_assistant_comes_onl
     let today = &by_topic["homeassistant/sensor/ha/posters_today/config"];
     assert_eq!(today["state_topic"], "marquee/ha/stats");
 
-    // Home Assistant restarted: everything again.
-    sub.publish("homeassistant/status", "online", false).await;
+    // Home Assistant restarted (the MQTT inputs' connection hears it and
+    // tells the publisher; daemon_mqtt checks that part): everything again.
+    run.handle.announce_again();
     let again = sub.collect_until(WAIT, |m| m.len() >= 4).await;
     assert_eq!(
         again.len(),
@@ -671,51 +669,6 @@ async fn record(store: &StoreHandle, id: &str, topic: &str) {
         .call(move |s| s.record(&poster, &classification, &[message]))
         .await
         .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_and_capture_messages_are_handed_out_and_retained_ones_ignored() {
-    let broker = Broker::launch();
-    let mut setup = Subscriber::connect(broker.port(), &["marquee/in/stats"]).await;
-    // Retained before the publisher exists: it arrives flagged retained on
-    // subscribe and must not be classified again on every reconnect.
-    setup
-        .publish("marquee/in/ingest", b"stale".to_vec(), true)
-        .await;
-    // The broker handles our requests in order: once this comes back, the
-    // retained message is stored.
-    let mut sync = Subscriber::connect(broker.port(), &["marquee/in/ingest"]).await;
-    assert_eq!(sync.expect("marquee/in/ingest", WAIT).await.text(), "stale");
-
-    let mut run = spawn(options(broker.port(), "in"), MemoryOutbox::default());
-    // Stats follow the subscription on connect: seeing them means the
-    // publisher's subscription is in place.
-    setup.expect("marquee/in/stats", WAIT).await;
-    setup
-        .publish("marquee/in/ingest", b"\x89PNG fake".to_vec(), false)
-        .await;
-    setup
-        .publish(
-            "marquee/in/capture",
-            b"{\"camera\":\"lobby\"}".to_vec(),
-            false,
-        )
-        .await;
-
-    let first = tokio::time::timeout(WAIT, run.inbound.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        first,
-        Inbound::Ingest(bytes::Bytes::from_static(b"\x89PNG fake"))
-    );
-    let second = tokio::time::timeout(WAIT, run.inbound.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(second, Inbound::Capture(b"{\"camera\":\"lobby\"}".to_vec()));
-    assert_eq!(run.handle.status().inbound_dropped, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

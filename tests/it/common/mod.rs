@@ -22,6 +22,28 @@ pub fn marquee_command() -> std::process::Command {
     command
 }
 
+/// `marquee serve` as an operator runs it: the x86_64 profile, one
+/// inference thread, a free port on 127.0.0.1 that it writes to `ready`
+/// once it is ready, its store at `db`. The caller adds the broker and the
+/// output handles.
+pub fn serve_command(db: &std::path::Path, ready: &std::path::Path) -> std::process::Command {
+    let mut command = marquee_command();
+    command
+        .args([
+            "serve",
+            "--board",
+            "x86_64-generic",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--db")
+        .arg(db)
+        .arg("--ready-file")
+        .arg(ready)
+        .env("MARQUEE__INFERENCE__THREADS", "1");
+    command
+}
+
 /// A 127.0.0.1 port nothing listens on right now (bound, read, released).
 /// Only for what must be told a port before it listens (a broker process, a
 /// gate opened later); anything the test binds itself binds port 0.
@@ -59,6 +81,22 @@ pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`eventually`] for a check that has to await (an HTTP request).
+pub async fn eventually_async<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
