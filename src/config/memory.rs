@@ -19,6 +19,9 @@ pub const PER_WORKER_MB: u64 = 16;
 /// Each open connection at most: hyper's read buffer (capped at this) and
 /// the task around it.
 pub const PER_CONNECTION_KB: u64 = 80;
+/// Password checks at once (`web::auth::PASSWORD_CHECKS`), each with its
+/// Argon2 working memory kept for the next one.
+pub const LOGIN_CHECKS: u64 = 1;
 /// Images held outside the queue's memory at most: one MQTT message being
 /// read, one waiting for room.
 pub const IN_TRANSIT_INPUTS: u64 = 2;
@@ -36,6 +39,9 @@ pub struct MemoryPlan {
     /// room ([`IN_TRANSIT_INPUTS`] x `http.max_upload_bytes`).
     pub in_transit_mb: u64,
     pub connections_mb: u64,
+    /// The password checks' kept Argon2 memory ([`LOGIN_CHECKS`] x the
+    /// hash's memory cost, 19 MiB by default).
+    pub login_mb: u64,
     pub total_mb: u64,
     pub budget_mb: u64,
 }
@@ -52,7 +58,8 @@ impl std::fmt::Display for MemoryPlan {
             f,
             "{} MiB worst case of a {} MiB budget: runtime {} + {} workers x {} + decodes {} \
              (inference.decode_memory_mb) + uploads {} (http.upload_memory_mb) + in transit {} \
-             ({IN_TRANSIT_INPUTS} x http.max_upload_bytes) + connections {} (http.max_connections)",
+             ({IN_TRANSIT_INPUTS} x http.max_upload_bytes) + connections {} (http.max_connections) \
+             + login {} (Argon2)",
             self.total_mb,
             self.budget_mb,
             self.runtime_mb,
@@ -61,7 +68,8 @@ impl std::fmt::Display for MemoryPlan {
             self.decode_mb,
             self.uploads_mb,
             self.in_transit_mb,
-            self.connections_mb
+            self.connections_mb,
+            self.login_mb
         )
     }
 }
@@ -76,6 +84,9 @@ impl Config {
             (u64::from(self.http.max_connections) * PER_CONNECTION_KB).div_ceil(1024);
         let workers_mb = workers * PER_WORKER_MB;
         let in_transit_mb = (IN_TRANSIT_INPUTS * self.http.max_upload_bytes).div_ceil(1 << 20);
+        let check_kib =
+            crate::credentials::check_memory_kib(self.dashboard.password_hash.as_deref());
+        let login_mb = LOGIN_CHECKS * (check_kib as u64).div_ceil(1024);
         MemoryPlan {
             runtime_mb: RUNTIME_MB,
             workers,
@@ -84,12 +95,14 @@ impl Config {
             uploads_mb,
             in_transit_mb,
             connections_mb,
+            login_mb,
             total_mb: RUNTIME_MB
                 + workers_mb
                 + decode_mb
                 + uploads_mb
                 + in_transit_mb
-                + connections_mb,
+                + connections_mb
+                + login_mb,
             budget_mb: u64::from(self.inference.memory_budget_mb),
         }
     }
@@ -107,7 +120,7 @@ mod tests {
         assert!(plan.fits(), "{plan}");
         assert_eq!(
             plan.total_mb,
-            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20,
+            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20 + 19,
             "{plan}"
         );
         // Whatever the machine's core count, `threads = 0` fits too.

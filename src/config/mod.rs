@@ -46,7 +46,7 @@ pub use board::{
 pub use camera_source::{redact_url, SourceSpec, SYNTHETIC_SCRIPTS};
 pub use error::{ConfigError, Problem};
 pub use layers::{Origin, Override, Provenance, ENV_PREFIX};
-pub use memory::MemoryPlan;
+pub use memory::{MemoryPlan, LOGIN_CHECKS};
 pub use schema::{
     CameraConfig, CameraDefaults, CameraMode, CameraSettings, Config, DashboardConfig, HttpConfig,
     InferenceConfig, ModelVariant, MqttConfig, StoreConfig, WatchConfig,

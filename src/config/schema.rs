@@ -275,7 +275,7 @@ impl Default for InferenceConfig {
             variant: None,
             max_pixels: 40_000_000,
             decode_memory_mb: 128,
-            memory_budget_mb: 500,
+            memory_budget_mb: 510,
         }
     }
 }

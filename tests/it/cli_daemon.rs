@@ -1,6 +1,6 @@
 //! `marquee config check` and `marquee serve` as an operator runs them.
 
-use crate::common::{closed_port_url, marquee_command as marquee};
+use crate::common::{closed_port_url, marquee_command as marquee, serve_command};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -77,20 +77,8 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
     // Port 0: the daemon binds a free port and writes it to the ready file
     // (a port picked here and released could be taken before it binds).
     let ready = dir.path().join("ready");
-    let mut child = marquee()
-        .args([
-            "serve",
-            "--board",
-            "x86_64-generic",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--db")
-        .arg(dir.path().join("m.db"))
-        .arg("--ready-file")
-        .arg(&ready)
+    let mut child = serve_command(&dir.path().join("m.db"), &ready)
         .env("MARQUEE__MQTT__URL", closed_port_url())
-        .env("MARQUEE__INFERENCE__THREADS", "1")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -148,4 +136,32 @@ fn serve_starts_answers_and_stops_cleanly_on_sigterm() {
         "{}",
         rest.join("\n")
     );
+}
+
+#[test]
+fn config_check_redacts_every_password_in_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("marquee.toml");
+    std::fs::write(
+        &file,
+        "[mqtt]\nurl = \"mqtts://broker.lan:8883\"\nusername = \"tagger\"\npassword = \"mqtt-s3cret\"\n\
+         [http]\nmetrics_token = \"metrics-s3cret-0123456789\"\n\
+         [[camera]]\nname = \"door\"\nsource = \"http://admin:cam-s3cret@cam.lan/snap.jpg\"\n\
+         [[camera]]\nname = \"hall\"\nsource = \"mjpeg+http://viewer:mjpeg-s3cret@cam2.lan/video\"\n",
+    )
+    .unwrap();
+    let out = marquee()
+        .args(["config", "check", "--board", "x86_64-generic", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cam.lan/snap.jpg"), "{stdout}");
+    assert!(stdout.contains("admin"), "the user name stays: {stdout}");
+    assert!(!stdout.contains("s3cret"), "a secret printed: {stdout}");
 }

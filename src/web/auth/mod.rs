@@ -115,14 +115,18 @@ struct AuthInner {
     /// Password checks running at once: each Argon2 check takes 19 MiB
     /// and a core for a moment, so a flood of logins is queued here, not
     /// on the memory of the board.
-    checks: Semaphore,
+    checks: Arc<Semaphore>,
+    /// The checks' working memory, one per check slot, reused.
+    check_memory: Mutex<Vec<credentials::CheckMemory>>,
     /// Logins waiting for a check; past [`MAX_WAITING`] they are turned
     /// away at once.
     waiting: AtomicUsize,
 }
 
-/// Password checks at once (Argon2, 19 MiB each).
-const PASSWORD_CHECKS: usize = 2;
+/// Password checks at once (Argon2, 19 MiB each, kept: the memory plan's
+/// `LOGIN_MB`). One is a login every ~50-200 ms, more than an owner needs;
+/// the lockout, not this, is what slows a guesser.
+pub const PASSWORD_CHECKS: usize = crate::config::LOGIN_CHECKS as usize;
 /// Logins that may wait for a check; more are answered 503 at once.
 const MAX_WAITING: usize = 32;
 /// How long a login waits for its check before giving up.
@@ -166,7 +170,8 @@ impl Auth {
                     u64::from(config.session_hours) * 3600,
                 )),
                 lockout: Lockout::default(),
-                checks: Semaphore::new(PASSWORD_CHECKS),
+                checks: Arc::new(Semaphore::new(PASSWORD_CHECKS)),
+                check_memory: Mutex::new(Vec::new()),
                 waiting: AtomicUsize::new(0),
             }),
         }
@@ -252,16 +257,33 @@ impl Auth {
             self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(LoginError::Busy);
         }
-        let permit = tokio::time::timeout(CHECK_WAIT, self.inner.checks.acquire()).await;
+        let permit =
+            tokio::time::timeout(CHECK_WAIT, Arc::clone(&self.inner.checks).acquire_owned()).await;
         self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = match permit {
+        let permit = match permit {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => return Err(LoginError::Busy),
         };
-        // Argon2 is deliberately slow: off the async threads.
-        tokio::task::spawn_blocking(move || credentials::verify_password(&hash, &password))
-            .await
-            .map_err(|err| LoginError::Internal(format!("the password check failed: {err}")))
+        let inner = Arc::clone(&self.inner);
+        // Argon2 is deliberately slow: off the async threads. The slot is
+        // held by the check itself, so a login abandoned mid-check (the
+        // client gone) does not free it for another while it still runs.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut memory = inner
+                .check_memory
+                .lock()
+                .ok()
+                .and_then(|mut kept| kept.pop())
+                .unwrap_or_default();
+            let ok = credentials::verify_password_in(&hash, &password, &mut memory);
+            if let Ok(mut kept) = inner.check_memory.lock() {
+                kept.push(memory);
+            }
+            ok
+        })
+        .await
+        .map_err(|err| LoginError::Internal(format!("the password check failed: {err}")))
     }
 
     pub fn logout(&self, headers: &HeaderMap) {

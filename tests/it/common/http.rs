@@ -78,11 +78,49 @@ pub async fn try_request(
     body: &[u8],
 ) -> std::io::Result<Reply> {
     let stream = TcpStream::connect(addr).await?;
+    exchange(stream, method, path, headers, body).await
+}
+
+/// [`request`] from the loopback address `from` (127.0.0.0/8 is all local):
+/// each address is a different client to the daemon.
+pub async fn request_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    exchange(stream, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} from {from}: {e}"))
+}
+
+/// One request and its answer on `stream`. A `Host` in `headers` replaces
+/// the default (the address connected to).
+async fn exchange(
+    stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let addr = stream.peer_addr()?;
     let (mut read, mut write) = stream.into_split();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    head.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n",
         body.len()
-    );
+    ));
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
