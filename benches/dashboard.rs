@@ -115,6 +115,8 @@ fn fill(path: &std::path::Path, labels: &[String], thresholds: &[f32], dim: usiz
                     genres: truth,
                     by: None,
                     created_at_ms: at + 1000,
+                    via: "import",
+                    kept: false,
                 })
                 .expect("record a correction");
         }

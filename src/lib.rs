@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod drawing;
+pub mod feedback;
 pub mod ingest;
 pub mod logging;
 pub mod model;

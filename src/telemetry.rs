@@ -24,6 +24,8 @@ const LATENCY_BUCKETS: [f64; 12] = [
 pub struct Metrics {
     posters_by_source: Mutex<BTreeMap<String, u64>>,
     errors_by_kind: Mutex<BTreeMap<&'static str, u64>>,
+    /// Corrections by where they came from and whether they were stored.
+    feedback: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency: Histogram,
 }
 
@@ -86,6 +88,29 @@ impl Metrics {
     /// A poster refused or failed (bad image, full queue, store error...).
     pub fn error(&self, kind: &'static str) {
         *lock(&self.errors_by_kind).entry(kind).or_insert(0) += 1;
+    }
+
+    /// A correction from `via`, stored or refused.
+    pub fn feedback(&self, via: &'static str, stored: bool) {
+        let outcome = if stored { "stored" } else { "refused" };
+        *lock(&self.feedback).entry((via, outcome)).or_insert(0) += 1;
+    }
+
+    /// Many corrections from `via` at once (an import).
+    pub fn feedback_many(&self, via: &'static str, stored: usize, refused: usize) {
+        let mut counts = lock(&self.feedback);
+        *counts.entry((via, "stored")).or_insert(0) += stored as u64;
+        *counts.entry((via, "refused")).or_insert(0) += refused as u64;
+    }
+
+    /// Corrections from `via` so far, stored or refused.
+    pub fn feedback_count(&self, via: &str, stored: bool) -> u64 {
+        let outcome = if stored { "stored" } else { "refused" };
+        lock(&self.feedback)
+            .iter()
+            .filter(|((v, o), _)| *v == via && *o == outcome)
+            .map(|(_, n)| *n)
+            .sum()
     }
 
     /// Posters classified so far from `source`.
@@ -178,6 +203,17 @@ impl Metrics {
         );
         for (kind, n) in lock(&self.errors_by_kind).iter() {
             let _ = writeln!(out, "marquee_classify_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        counter_header(
+            &mut out,
+            "marquee_feedback_total",
+            "Corrections since start, by where they came from and whether they were stored.",
+        );
+        for ((via, outcome), n) in lock(&self.feedback).iter() {
+            let _ = writeln!(
+                out,
+                "marquee_feedback_total{{via=\"{via}\",outcome=\"{outcome}\"}} {n}"
+            );
         }
 
         let name = "marquee_inference_seconds";

@@ -149,6 +149,8 @@ pub async fn start(
             .discovery_prefix
             .as_deref()
             .map(crate::publish::ha_status_topic),
+        store: store.clone(),
+        labels: classifier.head().labels().into(),
     };
     let (publisher, publish) = Publisher::new(opts, store.clone())?;
     // Its own token: the publisher stops last, after the pipeline drained.

@@ -7,6 +7,7 @@ mod config_check;
 mod dashboard;
 mod data;
 mod eval;
+mod feedback;
 pub mod serve;
 mod train;
 
@@ -53,6 +54,11 @@ pub enum Command {
     },
     /// Time the camera's change detection per frame (and JPEG decoding).
     BenchCamera(bench_camera::Args),
+    /// Corrections in bulk.
+    Feedback {
+        #[command(subcommand)]
+        action: feedback::FeedbackCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,5 +133,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Dashboard { action }) => dashboard::run(action),
         Some(Command::BenchCamera(args)) => bench_camera::run(&args),
+        Some(Command::Feedback { action }) => feedback::run(action),
     }
 }

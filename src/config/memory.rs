@@ -22,6 +22,9 @@ pub const PER_CONNECTION_KB: u64 = 80;
 /// Password checks at once (`web::auth::PASSWORD_CHECKS`), each with its
 /// Argon2 working memory kept for the next one.
 pub const LOGIN_CHECKS: u64 = 1;
+/// One feedback import at a time: its body (`feedback::MAX_IMPORT_BYTES`)
+/// and its parsed rows, rounded up.
+pub const IMPORT_MB: u64 = 8;
 /// Images held outside the queue's memory at most: one MQTT message being
 /// read, one waiting for room.
 pub const IN_TRANSIT_INPUTS: u64 = 2;
@@ -59,7 +62,7 @@ impl std::fmt::Display for MemoryPlan {
             "{} MiB worst case of a {} MiB budget: runtime {} + {} workers x {} + decodes {} \
              (inference.decode_memory_mb) + uploads {} (http.upload_memory_mb) + in transit {} \
              ({IN_TRANSIT_INPUTS} x http.max_upload_bytes) + connections {} (http.max_connections) \
-             + login {} (Argon2)",
+             + login {} (Argon2) + a feedback import {IMPORT_MB}",
             self.total_mb,
             self.budget_mb,
             self.runtime_mb,
@@ -102,7 +105,8 @@ impl Config {
                 + uploads_mb
                 + in_transit_mb
                 + connections_mb
-                + login_mb,
+                + login_mb
+                + IMPORT_MB,
             budget_mb: u64::from(self.inference.memory_budget_mb),
         }
     }
@@ -120,7 +124,7 @@ mod tests {
         assert!(plan.fits(), "{plan}");
         assert_eq!(
             plan.total_mb,
-            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20 + 19,
+            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20 + 19 + IMPORT_MB,
             "{plan}"
         );
         // Whatever the machine's core count, `threads = 0` fits too.

@@ -1,6 +1,8 @@
 //! The MQTT inputs, on a connection of their own: images published on
 //! `<prefix>/<device_id>/ingest` become posters (source `mqtt`), requests on
-//! `.../capture` go to the cameras, and Home Assistant's `online` on
+//! `.../capture` go to the cameras, corrections on `.../feedback` are
+//! stored like the dashboard's (`crate::feedback`), and Home Assistant's
+//! `online` on
 //! `<discovery_prefix>/status` makes the publisher announce the device
 //! again. Results go out on the publisher's connection like any other.
 //!
@@ -22,9 +24,11 @@
 //! way at once (MQTT 5 receive maximum): the broker holds the rest.
 
 use crate::camera::CameraRegistry;
+use crate::feedback::{self, Correction, Via};
 use crate::poster::{Poster, PosterError};
 use crate::publish::{PublishHandle, PublishOptions, TlsOptions, Topics};
 use crate::queue::{PosterQueue, WhenFull};
+use crate::store::StoreHandle;
 use crate::telemetry::Metrics;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, RetainForwardRule};
 use rumqttc::v5::mqttbytes::QoS;
@@ -56,6 +60,9 @@ pub struct MqttInputs {
     pub publish: PublishOptions,
     /// Home Assistant's status topic, when discovery is on.
     pub ha_status: Option<String>,
+    /// Where corrections go, and the genres they may name.
+    pub store: StoreHandle,
+    pub labels: Arc<[String]>,
 }
 
 /// Connect, subscribe and forward until `stop`.
@@ -80,6 +87,8 @@ pub async fn run(
         client,
         topics,
         ha_status: inputs.ha_status,
+        store: inputs.store,
+        labels: inputs.labels,
         queue,
         cameras,
         publish,
@@ -100,6 +109,8 @@ struct Link {
     client: AsyncClient,
     topics: Topics,
     ha_status: Option<String>,
+    store: StoreHandle,
+    labels: Arc<[String]>,
     queue: PosterQueue,
     cameras: CameraRegistry,
     publish: PublishHandle,
@@ -186,7 +197,11 @@ impl Link {
             filter.retain_forward_rule = RetainForwardRule::OnNewSubscribe;
             filter
         };
-        let mut filters = vec![filter(&self.topics.ingest), filter(&self.topics.capture)];
+        let mut filters = vec![
+            filter(&self.topics.ingest),
+            filter(&self.topics.capture),
+            filter(&self.topics.feedback),
+        ];
         if let Some(ha) = &self.ha_status {
             filters.push(filter(ha));
         }
@@ -222,6 +237,8 @@ impl Link {
         } else if topic == self.topics.capture {
             self.capture(&message);
             self.ack(&message, self.generation.load(Ordering::Acquire));
+        } else if topic == self.topics.feedback {
+            self.feedback(message);
         } else {
             debug!(
                 topic,
@@ -299,6 +316,50 @@ impl Link {
         });
     }
 
+    /// Store a correction, and acknowledge it once stored or refused for
+    /// good (a store that cannot write now gets it again after the next
+    /// reconnect). A bad payload is counted and logged, never fatal.
+    fn feedback(&self, message: Publish) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let store = self.store.clone();
+        let labels = Arc::clone(&self.labels);
+        let metrics = Arc::clone(&self.metrics);
+        let client = self.client.clone();
+        let current = Arc::clone(&self.generation);
+        self.handlers.spawn(async move {
+            let settled = match feedback_payload(&message.payload) {
+                Err(reason) => {
+                    metrics.feedback(Via::Mqtt.as_str(), false);
+                    warn!(%reason, "MQTT correction refused");
+                    true
+                }
+                Ok(correction) => {
+                    match feedback::record(&store, &labels, correction, Via::Mqtt).await {
+                        Ok(stored) => {
+                            metrics.feedback(Via::Mqtt.as_str(), true);
+                            debug!(poster.id = %stored.poster_id, "MQTT correction stored");
+                            true
+                        }
+                        Err(err) if err.is_client_error() => {
+                            metrics.feedback(Via::Mqtt.as_str(), false);
+                            warn!(error = %err, "MQTT correction refused");
+                            true
+                        }
+                        Err(err) => {
+                            warn!(error = %err, "MQTT correction not stored; the broker delivers it again after the next reconnect");
+                            false
+                        }
+                    }
+                }
+            };
+            if settled && message.qos != QoS::AtMostOnce && current.load(Ordering::Acquire) == generation {
+                if let Err(err) = client.ack(&message).await {
+                    debug!(error = %err, "cannot acknowledge an MQTT correction");
+                }
+            }
+        });
+    }
+
     fn ack(&self, message: &Publish, generation: u64) {
         if message.qos == QoS::AtMostOnce || self.generation.load(Ordering::Acquire) != generation {
             return;
@@ -348,6 +409,24 @@ fn transport(tls: &TlsOptions) -> Result<Transport, crate::publish::PublishError
     Ok(Transport::tls_with_config(TlsConfiguration::Rustls(config)))
 }
 
+/// A correction from the `feedback` topic: JSON
+/// `{"id": "...", "genres": [...], "by": "..."}` or `{"id": "...", "kept": true}`.
+pub fn feedback_payload(payload: &[u8]) -> Result<Correction, String> {
+    if payload.len() > feedback::MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "the correction is {} bytes, over {}: send one poster's correction per message",
+            payload.len(),
+            feedback::MAX_MESSAGE_BYTES
+        ));
+    }
+    serde_json::from_slice(payload).map_err(|err| {
+        format!(
+            "the correction is not {{\"id\": \"<sha256>\", \"genres\": [\"Drama\"], \"by\": \"...\"}} \
+             or {{\"id\": \"<sha256>\", \"kept\": true}}: {err}"
+        )
+    })
+}
+
 /// The camera a `capture` MQTT message names: empty is the first camera,
 /// `{"camera": "desk"}` or plain `desk` names one.
 pub fn capture_target(payload: &[u8]) -> Result<Option<String>, String> {
@@ -385,5 +464,17 @@ mod tests {
         assert_eq!(capture_target(b"{}"), Ok(None));
         assert!(capture_target(br#"{"cam":"x"}"#).is_err());
         assert!(capture_target(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn feedback_payloads() {
+        let id = "ab".repeat(32);
+        let ok = feedback_payload(format!(r#"{{"id":"{id}","kept":true}}"#).as_bytes()).unwrap();
+        assert!(ok.kept);
+        for bad in [&b"not json"[..], b"{}", &[0xff, 0xfe]] {
+            assert!(feedback_payload(bad).is_err());
+        }
+        let huge = vec![b' '; feedback::MAX_MESSAGE_BYTES + 1];
+        assert!(feedback_payload(&huge).unwrap_err().contains("over"));
     }
 }

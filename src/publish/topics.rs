@@ -15,6 +15,9 @@ pub struct Topics {
     pub ingest: String,
     /// Capture requests for the camera (consumed by the ingest module).
     pub capture: String,
+    /// Corrections from pipelines that know the true genres (consumed by
+    /// the ingest module).
+    pub feedback: String,
     /// `<prefix>/<device_id>/camera`: `<camera>/available` lives under it.
     pub camera_base: String,
 }
@@ -31,6 +34,7 @@ impl Topics {
             stats: format!("{base}/stats"),
             ingest: format!("{base}/ingest"),
             capture: format!("{base}/capture"),
+            feedback: format!("{base}/feedback"),
             camera_base: format!("{base}/camera"),
         }
     }

@@ -235,10 +235,24 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The tags of a poster's latest classification (`None`: no such
+    /// poster, or nothing classified for it is kept).
+    pub fn latest_tags(&self, id: &PosterId) -> Result<Option<Vec<String>>, StoreError> {
+        let tags: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT tags FROM classifications WHERE poster_id = ?1 ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| stmt.query_row([id.as_str()], |row| row.get(0)).optional())
+            .ctx("reading a poster's latest tags")?;
+        tags.map(|t| parse_json("tags", &format!("poster {id}"), &t))
+            .transpose()
+    }
+
     /// Feedback on one poster, oldest first.
     pub fn feedback_for(&self, id: &PosterId) -> Result<Vec<Feedback>, StoreError> {
         self.feedback_query(
-            "SELECT id, poster_id, genres, author, created_at FROM feedback
+            "SELECT id, poster_id, genres, author, created_at, via, kept FROM feedback
              WHERE poster_id = ?1 ORDER BY id",
             params![id.as_str()],
         )
@@ -247,7 +261,7 @@ impl Store {
     /// All feedback, newest first (for the dashboard and for retraining).
     pub fn list_feedback(&self, limit: usize, offset: usize) -> Result<Vec<Feedback>, StoreError> {
         self.feedback_query(
-            "SELECT id, poster_id, genres, author, created_at FROM feedback
+            "SELECT id, poster_id, genres, author, created_at, via, kept FROM feedback
              ORDER BY id DESC LIMIT ?1 OFFSET ?2",
             params![
                 to_i64("limit", limit as u64)?,
@@ -261,7 +275,7 @@ impl Store {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<Feedback>, StoreError> {
-        type RawFeedback = (i64, String, String, Option<String>, i64);
+        type RawFeedback = (i64, String, String, Option<String>, i64, String, bool);
         let raw: Vec<RawFeedback> = self
             .conn
             .prepare_cached(sql)
@@ -273,19 +287,23 @@ impl Store {
                         row.get(2)?,
                         row.get(3)?,
                         row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
                     ))
                 })?
                 .collect()
             })
             .ctx("reading feedback")?;
         raw.into_iter()
-            .map(|(id, poster_id, genres, by, created_at_ms)| {
+            .map(|(id, poster_id, genres, by, created_at_ms, via, kept)| {
                 Ok(Feedback {
                     id,
                     poster_id: stored_id(poster_id)?,
                     genres: parse_json("feedback genres", &format!("feedback {id}"), &genres)?,
                     by,
                     created_at_ms,
+                    via,
+                    kept,
                 })
             })
             .collect()

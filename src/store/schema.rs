@@ -107,7 +107,21 @@ CREATE TABLE features (
 CREATE INDEX classifications_source ON classifications (source, created_at);
 "#;
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
+/// Version 4: where each correction came from and whether it confirmed
+/// the tags as they were ("kept as tagged"), for the learning loop's
+/// counts and the accuracy page.
+///
+/// - `via`: `dashboard`, `api`, `mqtt` or `import`; older rows were all
+///   made on the dashboard or the API, and are counted as `dashboard`.
+/// - `kept = 1`: `genres` holds the tags the poster had when it was
+///   confirmed, so a confirmation counts like any correction.
+const V4: &str = r#"
+ALTER TABLE feedback ADD COLUMN via TEXT NOT NULL DEFAULT 'dashboard'
+    CHECK (via IN ('dashboard', 'api', 'mqtt', 'import'));
+ALTER TABLE feedback ADD COLUMN kept INTEGER NOT NULL DEFAULT 0 CHECK (kept IN (0, 1));
+"#;
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
 
 /// Every migration, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

@@ -239,6 +239,8 @@ fn retention_never_deletes_unpublished_outbox_rows() {
             genres: vec!["Comedy".into()],
             by: Some("ana".into()),
             created_at_ms: old,
+            via: "dashboard",
+            kept: false,
         })
         .unwrap();
     store.mark_published(a.outbox_seqs[0]).unwrap();
@@ -420,6 +422,8 @@ fn feedback_round_trip() {
         genres: vec!["Drama".into()],
         by: None,
         created_at_ms: 2,
+        via: "mqtt",
+        kept: false,
     };
     assert!(matches!(
         store.add_feedback(&unknown),
@@ -441,7 +445,24 @@ fn feedback_round_trip() {
     );
     assert_eq!(all[0].by.as_deref(), Some("ana"));
     assert_eq!(all[1].genres, ["Drama"]);
+    assert_eq!(all[1].via, "mqtt");
+    assert!(!all[1].kept);
     assert_eq!(store.feedback_for(&p.id).unwrap().len(), 2);
+    assert_eq!(
+        store.latest_tags(&p.id).unwrap(),
+        Some(classification(1).prediction.tags.clone())
+    );
+    assert_eq!(
+        store.latest_tags(&PosterId::of_bytes(b"none")).unwrap(),
+        None
+    );
+    // The column's CHECK keeps `via` to the known sources.
+    assert!(store
+        .add_feedback(&NewFeedback {
+            via: "smoke signals",
+            ..unknown.clone()
+        })
+        .is_err());
 }
 
 #[test]

@@ -154,6 +154,10 @@ pub struct NewFeedback {
     /// Who said so, if known.
     pub by: Option<String>,
     pub created_at_ms: i64,
+    /// Where it came from: `dashboard`, `api`, `mqtt` or `import`.
+    pub via: &'static str,
+    /// It confirms the tags the poster has (`genres` are those tags).
+    pub kept: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -163,6 +167,10 @@ pub struct Feedback {
     pub genres: Vec<String>,
     pub by: Option<String>,
     pub created_at_ms: i64,
+    /// Where it came from: `dashboard`, `api`, `mqtt` or `import`.
+    pub via: String,
+    /// It confirmed the tags as they were.
+    pub kept: bool,
 }
 
 /// What [`Store::apply_retention`](super::Store::apply_retention) deleted.

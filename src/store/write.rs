@@ -253,8 +253,8 @@ impl Store {
         }
         self.conn
             .prepare_cached(
-                "INSERT INTO feedback (poster_id, genres, author, created_at)
-                 VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO feedback (poster_id, genres, author, created_at, via, kept)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  RETURNING id",
             )
             .and_then(|mut stmt| {
@@ -263,7 +263,9 @@ impl Store {
                         feedback.poster_id.as_str(),
                         genres,
                         feedback.by,
-                        feedback.created_at_ms
+                        feedback.created_at_ms,
+                        feedback.via,
+                        feedback.kept
                     ],
                     |row| row.get(0),
                 )

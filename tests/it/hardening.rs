@@ -3,15 +3,13 @@
 //! answers and keeps, never how fast: the figures (RSS, latency) are in
 //! `scripts/bench-hostile.py`.
 
-use crate::common::daemon::{self, TestDaemon};
+use crate::common::daemon::{self, Fixture, TestDaemon};
 use crate::common::http::{multipart, request, request_from, Reply};
 use crate::common::{closed_port_url, serve_command};
 use marquee::config::Config;
 use marquee::credentials::hash_password;
 use marquee::drawing::{drawn_poster_jpeg, png_bomb};
-use marquee::store::Store;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,47 +18,16 @@ const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "correct horse battery staple";
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
-struct Daemon {
-    addr: SocketAddr,
-    inner: TestDaemon,
-    db: PathBuf,
-    dir: tempfile::TempDir,
-}
+type Daemon = Fixture;
 
-impl Daemon {
-    async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("marquee.db");
-        let mut cfg = daemon::config("hard", closed_port_url(), &db);
-        tweak(&mut cfg);
-        let inner = TestDaemon::start(cfg).await;
-        Self {
-            addr: inner.addr,
-            inner,
-            db,
-            dir,
-        }
-    }
-
+impl Fixture {
     async fn with_password(tweak: impl FnOnce(&mut Config)) -> Self {
         let hash = hash_password(PASSWORD).unwrap();
-        Self::start(|cfg| {
+        Self::start("hard", closed_port_url(), |cfg| {
             cfg.dashboard.password_hash = Some(hash);
             tweak(cfg);
         })
         .await
-    }
-
-    async fn stop(&mut self) {
-        self.inner.stop(WAIT).await;
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        request(self.addr, "GET", path, headers, b"").await
-    }
-
-    async fn upload(&self, bytes: &[u8]) -> Reply {
-        request(self.addr, "POST", "/api/v1/posters", &[], bytes).await
     }
 
     async fn login_from(&self, from: IpAddr, password: &str, next: &str) -> Reply {
@@ -69,7 +36,7 @@ impl Daemon {
     }
 
     fn posters(&self) -> u64 {
-        Store::open(&self.db).unwrap().posters_since(0).unwrap()
+        self.store().posters_since(0).unwrap()
     }
 }
 
@@ -221,7 +188,10 @@ async fn after_a_login_next_goes_only_to_a_path_here() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_does_not_stop_health_or_uploads() {
-    let daemon = Daemon::start(|cfg| cfg.http.max_connections = 16).await;
+    let daemon = Daemon::start("hard", closed_port_url(), |cfg| {
+        cfg.http.max_connections = 16
+    })
+    .await;
     // Three times the cap, each with half a request that never ends.
     let mut held = Vec::new();
     for _ in 0..48 {
@@ -245,7 +215,7 @@ async fn a_slowloris_does_not_stop_health_or_uploads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_without_memory_left_hears_503_before_its_body_is_sent() {
-    let mut daemon = Daemon::start(|cfg| {
+    let mut daemon = Daemon::start("hard", closed_port_url(), |cfg| {
         cfg.http.max_upload_bytes = 1024 * 1024;
         cfg.http.upload_memory_mb = 1;
     })
@@ -296,7 +266,10 @@ fn lying_header(mut jpeg: Vec<u8>, side: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_pixels_a_lying_header_and_a_cut_jpeg_are_refused_and_nothing_is_stored() {
-    let mut daemon = Daemon::start(|cfg| cfg.inference.max_pixels = 4_000_000).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |cfg| {
+        cfg.inference.max_pixels = 4_000_000
+    })
+    .await;
 
     let bomb = png_bomb(4096, 4096);
     let reply = daemon.upload(&bomb).await;
@@ -343,7 +316,10 @@ async fn too_many_pixels_a_lying_header_and_a_cut_jpeg_are_refused_and_nothing_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_mode_answers_only_to_its_own_names() {
-    let mut daemon = Daemon::start(|cfg| cfg.http.allowed_hosts = vec!["marquee.lan".into()]).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |cfg| {
+        cfg.http.allowed_hosts = vec!["marquee.lan".into()]
+    })
+    .await;
     let jpeg = drawn_poster_jpeg(74, 240, 360);
     // A page elsewhere whose name now resolves to this device.
     let foreign = [
@@ -394,7 +370,10 @@ async fn open_mode_answers_only_to_its_own_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_listening_beyond_loopback_makes_itself_a_password() {
     // Where it listens is what decides; the test still binds 127.0.0.1.
-    let mut daemon = Daemon::start(|cfg| cfg.http.listen = "0.0.0.0:8080".parse().unwrap()).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |cfg| {
+        cfg.http.listen = "0.0.0.0:8080".parse().unwrap()
+    })
+    .await;
     let password_file = daemon
         .dir
         .path()
@@ -430,7 +409,7 @@ async fn a_daemon_listening_beyond_loopback_makes_itself_a_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_daemon_writes_no_password() {
-    let mut daemon = Daemon::start(|_| {}).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |_| {}).await;
     assert!(!daemon
         .dir
         .path()
@@ -441,8 +420,10 @@ async fn a_loopback_daemon_writes_no_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_token_when_one_is_set_and_health_stays_open() {
-    let mut daemon =
-        Daemon::start(|cfg| cfg.http.metrics_token = Some("s3cret-token".into())).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |cfg| {
+        cfg.http.metrics_token = Some("s3cret-token".into())
+    })
+    .await;
     let bare = daemon.get("/metrics", &[]).await;
     assert_eq!(bare.status, 401, "{}", bare.text());
     let wrong = daemon
@@ -461,7 +442,7 @@ async fn metrics_need_the_token_when_one_is_set_and_health_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_number_past_the_end_of_arithmetic_is_a_400() {
-    let mut daemon = Daemon::start(|_| {}).await;
+    let mut daemon = Daemon::start("hard", closed_port_url(), |_| {}).await;
     for path in [
         "/api/v1/history?page=18446744073709551615",
         "/api/v1/history?page=18446744073709551615&per_page=200",

@@ -27,6 +27,7 @@ mod daemon_retention;
 mod daemon_watch;
 mod dashboard_api;
 mod dashboard_browser;
+mod feedback;
 mod hardening;
 mod model;
 mod packaging;

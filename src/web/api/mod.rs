@@ -41,13 +41,20 @@ impl Modify for BearerAuth {
 }
 
 /// Every API route with its description; uploads take `upload_limit`
-/// bytes of body, the rest the small default.
+/// bytes of body, feedback imports `MAX_IMPORT_BYTES`, the rest the small
+/// default.
 pub fn router(upload_limit: usize) -> OpenApiRouter<WebState> {
     let uploads = OpenApiRouter::new()
         .routes(routes!(posters::upload))
         .layer(axum::extract::DefaultBodyLimit::max(upload_limit));
+    let imports = OpenApiRouter::new()
+        .routes(routes!(posters::import_feedback))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::feedback::MAX_IMPORT_BYTES,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(uploads)
+        .merge(imports)
         .routes(routes!(status::status))
         .routes(routes!(status::events))
         .routes(routes!(posters::history))

@@ -1,6 +1,7 @@
 //! Posters: upload one, read the history and one poster, its thumbnail,
 //! and correct its genres.
 
+use crate::feedback::{self, ImportReport, Via};
 use crate::poster::PosterEvent;
 use crate::store::Feedback;
 use crate::web::data::{self, FeedbackRequest, HistoryPage, HistoryQuery, PosterView};
@@ -106,6 +107,46 @@ pub(super) async fn feedback(
             rejection.body_text()
         ))
     })?;
-    let stored = data::add_feedback(&state, data::parse_id(&id)?, request).await?;
+    let stored = data::add_feedback(&state, data::parse_id(&id)?, request, Via::Api).await?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
+
+/// Import many corrections at once: CSV rows `id,Genre|Genre[,by]`, or
+/// `id,kept` to confirm a poster's tags (a header line `id,...` is
+/// skipped). Each row stands alone: the answer lists the refused ones with
+/// their line and why.
+#[utoipa::path(post, path = "/api/v1/feedback/import", tag = "posters",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = ImportReport), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub(super) async fn import_feedback(
+    State(state): State<WebState>,
+    req: Request,
+) -> Result<Json<ImportReport>, ApiError> {
+    // One import at a time, its body read only once it has the slot: the
+    // memory plan counts one (`IMPORT_MB`).
+    let Ok(_slot) = IMPORTS.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another import is running: try again when it has finished",
+        )
+        .retry_after(5));
+    };
+    let body = axum::body::to_bytes(req.into_body(), feedback::MAX_IMPORT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the import is over {} bytes (or was cut off): split the file",
+                    feedback::MAX_IMPORT_BYTES
+                ),
+            )
+        })?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::bad_request("the import is not UTF-8 text: send CSV rows `id,Genre|Genre[,by]`")
+    })?;
+    Ok(Json(data::import_feedback(&state, text).await?))
+}
+
+/// Imports running at once.
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);

@@ -5,9 +5,10 @@ use super::WebState;
 use crate::analytics::accuracy::{self, Accuracy};
 use crate::analytics::impact::{self, Impact, ImpactInputs};
 use crate::analytics::insights::{self, Insights};
+use crate::feedback::{self, Correction, FeedbackError, ImportReport, Via};
 use crate::poster::{now_ms, PosterId};
 use crate::store::{
-    ClassificationRecord, Feedback, HistoryFilter, NewFeedback, PosterDetail, StoreError, Totals,
+    ClassificationRecord, Feedback, HistoryFilter, PosterDetail, StoreError, Totals,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -228,57 +229,57 @@ pub async fn thumbnail(state: &WebState, id: PosterId) -> Result<Option<Vec<u8>>
     Ok(state.reader.read(move |s| s.thumbnail(&id)).await?)
 }
 
-/// A person's correction: the genres the poster really has.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A person's correction: the genres the poster really has, or its tags
+/// confirmed as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
-    /// Genres among the model's; at least one.
+    /// Genres among the model's; at least one, unless `kept`.
+    #[serde(default)]
     pub genres: Vec<String>,
     /// Who says so (optional, free text).
     pub by: Option<String>,
+    /// The tags are right as they are ("kept as tagged"): send no genres.
+    #[serde(default)]
+    pub kept: bool,
+}
+
+impl From<FeedbackError> for DataError {
+    fn from(err: FeedbackError) -> Self {
+        match err {
+            FeedbackError::UnknownPoster(_) => DataError::NotFound(err.to_string()),
+            FeedbackError::Store(err) => DataError::Store(err),
+            other => DataError::BadRequest(other.to_string()),
+        }
+    }
 }
 
 pub async fn add_feedback(
     state: &WebState,
     id: PosterId,
     request: FeedbackRequest,
+    via: Via,
 ) -> Result<Feedback, DataError> {
-    let mut genres: Vec<String> = Vec::new();
-    for genre in request.genres {
-        let genre = genre.trim().to_owned();
-        if !state.model.labels.contains(&genre) {
-            return Err(DataError::BadRequest(format!(
-                "unknown genre `{genre}`; choose among {}",
-                state.model.labels.join(", ")
-            )));
-        }
-        if !genres.contains(&genre) {
-            genres.push(genre);
-        }
-    }
-    if genres.is_empty() {
-        return Err(DataError::BadRequest(
-            "choose at least one genre the poster has".into(),
-        ));
-    }
-    let by = request
-        .by
-        .map(|b| b.trim().chars().take(64).collect::<String>())
-        .filter(|b| !b.is_empty());
-    let feedback = NewFeedback {
-        poster_id: id.clone(),
-        genres,
-        by,
-        created_at_ms: now_ms(),
+    let correction = Correction {
+        id: id.to_string(),
+        genres: request.genres,
+        kept: request.kept,
+        by: request.by,
     };
-    let stored = feedback.clone();
-    let feedback_id = state.store.call(move |s| s.add_feedback(&stored)).await?;
-    Ok(Feedback {
-        id: feedback_id,
-        poster_id: feedback.poster_id,
-        genres: feedback.genres,
-        by: feedback.by,
-        created_at_ms: feedback.created_at_ms,
-    })
+    let stored = feedback::record(&state.store, &state.model.labels, correction, via).await;
+    state.uploads.metrics.feedback(via.as_str(), stored.is_ok());
+    Ok(stored?)
+}
+
+/// A bulk import (`id,Genre|Genre[,by]` rows, or `id,kept`).
+pub async fn import_feedback(state: &WebState, text: &str) -> Result<ImportReport, DataError> {
+    let report = feedback::import(&state.store, &state.model.labels, text, Via::Import).await?;
+    state.uploads.metrics.feedback_many(
+        Via::Import.as_str(),
+        report.imported,
+        report.refused.len(),
+    );
+    Ok(report)
 }
 
 pub async fn insights(state: &WebState) -> Result<Insights, DataError> {

@@ -2,6 +2,7 @@
 //! correct its genres.
 
 use super::{failed, layout};
+use crate::feedback::Via;
 use crate::web::auth::Access;
 use crate::web::data;
 use crate::web::error::ApiError;
@@ -92,7 +93,13 @@ fn poster_page(
                             }
                         }
                         p { label for="by" { "Your name (optional)" } input id="by" name="by" maxlength="64"; }
-                        p { button type="submit" { "Save correction" } }
+                        p {
+                            button type="submit" { "Save correction" }
+                            " "
+                            @if !current.is_empty() {
+                                button.secondary type="submit" name="kept" value="1" formnovalidate title="The tags are right as they are" { "Tags are right" }
+                            }
+                        }
                     }
                 } @else {
                     p { a href={ "/login?next=/posters/" (id) } { "Log in" } " to correct this poster." }
@@ -102,7 +109,11 @@ fn poster_page(
                     table {
                         tr { th { "When" } th { "Genres" } th { "By" } }
                         @for f in view.feedback.iter().rev() {
-                            tr { td { (time(f.created_at_ms)) } td { (f.genres.join(", ")) } td { (f.by.as_deref().unwrap_or("")) } }
+                            tr {
+                                td { (time(f.created_at_ms)) }
+                                td { (f.genres.join(", ")) @if f.kept { span.muted { " (kept as tagged)" } } }
+                                td { (f.by.as_deref().unwrap_or("")) span.muted { " via " (f.via) } }
+                            }
                         }
                     }
                 }
@@ -124,18 +135,26 @@ pub(super) async fn poster_feedback(
     };
     // `genre` repeats (one per checked box): read the pairs by hand.
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    // "Tags are right" sends the boxes too: they are the tags, so only
+    // `kept` counts then.
+    let kept = pairs.iter().any(|(k, v)| k == "kept" && v == "1");
     let request = data::FeedbackRequest {
-        genres: pairs
-            .iter()
-            .filter(|(k, _)| k == "genre")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        genres: if kept {
+            Vec::new()
+        } else {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == "genre")
+                .map(|(_, v)| v.clone())
+                .collect()
+        },
         by: pairs
             .iter()
             .find(|(k, _)| k == "by")
             .map(|(_, v)| v.clone()),
+        kept,
     };
-    match data::add_feedback(&state, id.clone(), request).await {
+    match data::add_feedback(&state, id.clone(), request, Via::Dashboard).await {
         Ok(_) => Redirect::to(&format!("/posters/{id}?saved=1")).into_response(),
         Err(err) => {
             let err = ApiError::from(err);

@@ -68,3 +68,53 @@ impl Drop for TestDaemon {
         self.shutdown.cancel();
     }
 }
+
+/// A daemon with its own temporary folder and store file, the way most
+/// tests want one; modules add their own helpers in `impl Fixture` blocks.
+pub struct Fixture {
+    pub addr: SocketAddr,
+    pub inner: TestDaemon,
+    pub db: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// How long a fixture's daemon gets to stop cleanly.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+impl Fixture {
+    pub async fn start(device_id: &str, mqtt_url: String, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("marquee.db");
+        let mut cfg = config(device_id, mqtt_url, &db);
+        tweak(&mut cfg);
+        let inner = TestDaemon::start(cfg).await;
+        Self {
+            addr: inner.addr,
+            inner,
+            db,
+            dir,
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        self.inner.stop(STOP_WAIT).await;
+    }
+
+    /// A second connection to the store (WAL: readers do not block the daemon).
+    pub fn store(&self) -> marquee::store::Store {
+        marquee::store::Store::open(&self.db).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> super::http::Reply {
+        super::http::request(self.addr, "GET", path, headers, b"").await
+    }
+
+    /// A raw image upload to `POST /api/v1/posters`.
+    pub async fn upload(&self, bytes: &[u8]) -> super::http::Reply {
+        super::http::request(self.addr, "POST", "/api/v1/posters", &[], bytes).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", &[]).await.text()
+    }
+}
