@@ -13,12 +13,16 @@ pub struct Args {
     /// Board profile from firmware-config/ (default: detected from the device tree).
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
+    /// Read the board profiles from this folder instead of the built-in copies.
+    #[arg(long, value_name = "DIR", env = "MARQUEE_PROFILE_DIR")]
+    pub profile_dir: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = super::serve::Args {
         config: args.config,
         board: args.board,
+        profile_dir: args.profile_dir,
         ..super::serve::Args::default()
     }
     .load_options()?;

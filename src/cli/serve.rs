@@ -16,6 +16,10 @@ pub struct Args {
     /// Board profile from firmware-config/ (default: detected from the device tree).
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
+    /// Read the board profiles from this folder (`<board>.toml`) instead of
+    /// the copies built in: to use an edited profile without rebuilding.
+    #[arg(long, value_name = "DIR", env = "MARQUEE_PROFILE_DIR")]
+    pub profile_dir: Option<PathBuf>,
     /// HTTP address, overriding http.listen.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -51,6 +55,7 @@ impl Args {
         Ok(LoadOptions {
             config_file: self.config.clone(),
             board: self.board.clone(),
+            profile_dir: self.profile_dir.clone(),
             overrides,
             ..LoadOptions::default()
         })

@@ -131,7 +131,11 @@ pub(crate) fn profile(board: &str, dir: Option<&Path>) -> Result<Profile, Config
         Some(dir) => {
             let path = dir.join(format!("{board}.toml"));
             if !well_formed || !path.is_file() {
-                return Err(unknown(names_in(dir)?));
+                let mut known = names_in(dir)?;
+                // Say where they were looked for: a --profile-dir missing the
+                // board is the likely mistake.
+                known.push(format!("(the profiles in {})", dir.display()));
+                return Err(unknown(known));
             }
             let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
                 path: path.clone(),

@@ -165,3 +165,42 @@ fn config_check_redacts_every_password_in_a_url() {
     assert!(stdout.contains("admin"), "the user name stays: {stdout}");
     assert!(!stdout.contains("s3cret"), "a secret printed: {stdout}");
 }
+
+#[test]
+fn an_edited_profile_is_used_from_a_profile_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/rpi4.toml"),
+    )
+    .unwrap();
+    let edited = shipped.replace("queue_size = 6", "queue_size = 5");
+    assert_ne!(
+        edited, shipped,
+        "the shipped rpi4 profile sets queue_size = 6"
+    );
+    std::fs::write(dir.path().join("rpi4.toml"), edited).unwrap();
+    let out = marquee()
+        .args(["config", "check", "--board", "rpi4", "--profile-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("queue_size = 5"), "{stdout}");
+    // A board missing from the folder is an error naming the folder.
+    let out = marquee()
+        .args(["config", "check", "--board", "rpi5"])
+        .env("MARQUEE_PROFILE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
+}
