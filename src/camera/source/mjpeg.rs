@@ -63,7 +63,13 @@ impl PartReader {
                 Stage::Delimiter => {
                     let delimiter = self.delimiter.clone();
                     match self.search(&delimiter) {
-                        Some(start) => self.enter(Stage::Headers { start }, start),
+                        Some(start) => {
+                            // The headers' end is looked for after the
+                            // delimiter: one that ends in CR or LF would
+                            // otherwise match inside it.
+                            let after = start + self.delimiter.len();
+                            self.enter(Stage::Headers { start }, after)
+                        }
                         None => return self.held_too_much(),
                     }
                 }
@@ -126,10 +132,13 @@ impl PartReader {
         match memmem::find(hay, needle) {
             Some(at) => Some(from + at),
             None => {
-                self.from = self
+                // Never back before where this search began (a match that
+                // straddles the end starts at or after it).
+                let straddle = self
                     .buf
                     .len()
                     .saturating_sub(needle.len().saturating_sub(1));
+                self.from = straddle.max(from);
                 None
             }
         }
@@ -212,6 +221,26 @@ mod tests {
             "examined {} bytes of {pushed}",
             reader.examined
         );
+    }
+
+    /// Found by the `mjpeg` fuzz target: a delimiter ending in CR put the
+    /// end of the headers inside the delimiter, and slicing between the two
+    /// panicked. Whole, and a byte at a time (the search then resumes near
+    /// the end of what it has).
+    #[test]
+    fn a_delimiter_ending_in_cr_does_not_panic() {
+        let stream: &[u8] = b"--\r\n\r\n--\r\n\r\nhi\r\n--\r";
+        for chunk_size in [stream.len(), 1] {
+            let mut reader = PartReader::new(b"--\r".to_vec(), LIMIT);
+            let mut parts = Vec::new();
+            for chunk in stream.chunks(chunk_size) {
+                reader.push(chunk);
+                while let Some(part) = reader.next_part().unwrap() {
+                    parts.push(part);
+                }
+            }
+            assert_eq!(parts, [&b"hi"[..]], "chunks of {chunk_size}");
+        }
     }
 
     #[test]

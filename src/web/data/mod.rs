@@ -8,7 +8,7 @@ use crate::analytics::insights::{self, Insights};
 use crate::feedback::{self, Correction, FeedbackError, ImportReport, Via};
 use crate::poster::{now_ms, PosterId};
 use crate::store::{
-    ClassificationRecord, Feedback, HistoryFilter, PosterDetail, StoreError, Totals,
+    ClassificationRecord, Feedback, HistoryFilter, PosterDetail, Store, StoreError, Totals,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -93,6 +93,51 @@ pub struct HistoryPage {
 }
 
 pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPage, DataError> {
+    let window = history_window(query, &state.model.labels)?;
+    let w = window.clone();
+    let (items, total, sources) = state
+        .reader
+        .read(move |s| history_rows(s, &w))
+        .await
+        .map_err(|err| match err {
+            StoreError::Corrupt {
+                what: "filter",
+                detail,
+                ..
+            } => DataError::BadRequest(detail),
+            other => DataError::Store(other),
+        })?;
+    let HistoryWindow {
+        query,
+        page,
+        per_page,
+        ..
+    } = window;
+    let pages = (total as usize).div_ceil(per_page).max(1);
+    Ok(HistoryPage {
+        items,
+        total,
+        page,
+        pages,
+        per_page,
+        genres: state.model.labels.clone(),
+        sources,
+        query,
+    })
+}
+
+/// A history query, checked: the rows it asks for.
+#[derive(Debug, Clone)]
+pub struct HistoryWindow {
+    pub query: HistoryQuery,
+    pub page: usize,
+    pub per_page: usize,
+    pub offset: usize,
+}
+
+/// Check a history query against the model's genres and work out its page
+/// of rows; public so the query-string fuzzer reaches it without a store.
+pub fn history_window(query: HistoryQuery, labels: &[String]) -> Result<HistoryWindow, DataError> {
     let query = query.cleaned();
     for (name, value) in [
         ("min_confidence", query.min_confidence),
@@ -105,10 +150,10 @@ pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPag
         }
     }
     if let Some(genre) = &query.genre {
-        if !state.model.labels.contains(genre) {
+        if !labels.contains(genre) {
             return Err(DataError::BadRequest(format!(
                 "unknown genre `{genre}`; the model's genres are {}",
-                state.model.labels.join(", ")
+                labels.join(", ")
             )));
         }
     }
@@ -124,58 +169,48 @@ pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPag
                 "page {page} is out of range: ask for a page from 1 to the `pages` of the answer"
             ))
         })?;
-    let q = query.clone();
-    let (items, total, sources) = state
-        .reader
-        .read(move |s| {
-            let date = |text: &Option<String>, key: &str| -> Result<Option<i64>, StoreError> {
-                match text {
-                    None => Ok(None),
-                    Some(t) => s
-                        .local_date_ms(t)?
-                        .map(Some)
-                        .ok_or_else(|| StoreError::Corrupt {
-                            what: "filter",
-                            key: key.to_owned(),
-                            detail: format!("`{t}` is not a date YYYY-MM-DD"),
-                        }),
-                }
-            };
-            let filter = HistoryFilter {
-                source: q.source.clone(),
-                tag: q.genre.clone(),
-                since_ms: date(&q.from, "from")?,
-                // `to` is inclusive: up to the start of the next day.
-                until_ms: date(&q.to, "to")?.map(|ms| ms + 24 * 3600 * 1000),
-                min_confidence: q.min_confidence,
-                max_confidence: q.max_confidence,
-                ..HistoryFilter::default()
-            };
-            let total = s.count_recent(&filter)?;
-            let items = s.recent(per_page, offset, &filter)?;
-            let (sources, _) = s.history_facets()?;
-            Ok((items, total, sources))
-        })
-        .await
-        .map_err(|err| match err {
-            StoreError::Corrupt {
-                what: "filter",
-                detail,
-                ..
-            } => DataError::BadRequest(detail),
-            other => DataError::Store(other),
-        })?;
-    let pages = (total as usize).div_ceil(per_page).max(1);
-    Ok(HistoryPage {
-        items,
-        total,
-        page,
-        pages,
-        per_page,
-        genres: state.model.labels.clone(),
-        sources,
+    Ok(HistoryWindow {
         query,
+        page,
+        per_page,
+        offset,
     })
+}
+
+/// The rows, the count and the sources of a checked history query. A date
+/// that is not `YYYY-MM-DD` is a `Corrupt` error about the `filter`.
+pub fn history_rows(
+    s: &Store,
+    window: &HistoryWindow,
+) -> Result<(Vec<ClassificationRecord>, u64, Vec<String>), StoreError> {
+    let q = &window.query;
+    let date = |text: &Option<String>, key: &str| -> Result<Option<i64>, StoreError> {
+        match text {
+            None => Ok(None),
+            Some(t) => s
+                .local_date_ms(t)?
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "filter",
+                    key: key.to_owned(),
+                    detail: format!("`{t}` is not a date YYYY-MM-DD"),
+                }),
+        }
+    };
+    let filter = HistoryFilter {
+        source: q.source.clone(),
+        tag: q.genre.clone(),
+        since_ms: date(&q.from, "from")?,
+        // `to` is inclusive: up to the start of the next day.
+        until_ms: date(&q.to, "to")?.map(|ms| ms + 24 * 3600 * 1000),
+        min_confidence: q.min_confidence,
+        max_confidence: q.max_confidence,
+        ..HistoryFilter::default()
+    };
+    let total = s.count_recent(&filter)?;
+    let items = s.recent(window.per_page, window.offset, &filter)?;
+    let (sources, _) = s.history_facets()?;
+    Ok((items, total, sources))
 }
 
 /// A poster's page: its record, latest scores and the corrections made.
