@@ -6,6 +6,27 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `marquee config check --board BOARD --config FILE`: its stdout, after
+/// asserting that it succeeded (with its stderr as the message if not).
+fn checked_config(board: &str, file: &std::path::Path) -> String {
+    let out = config_check(board, "--config", file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `marquee config check --board BOARD FLAG PATH`.
+fn config_check(board: &str, flag: &str, path: &std::path::Path) -> std::process::Output {
+    marquee()
+        .args(["config", "check", "--board", board, flag])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_check_prints_the_effective_config_and_the_board() {
     let dir = tempfile::tempdir().unwrap();
@@ -15,17 +36,7 @@ fn config_check_prints_the_effective_config_and_the_board() {
         "device_id = \"lobby\"\n[mqtt]\nurl = \"mqtt://broker.lan:1883\"\nusername = \"tagger\"\npassword = \"hunter2\"\n",
     )
     .unwrap();
-    let out = marquee()
-        .args(["config", "check", "--board", "rpi4", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = checked_config("rpi4", &file);
     assert!(
         stdout.starts_with("# board: rpi4 (named with --board)"),
         "{stdout}"
@@ -42,16 +53,7 @@ fn config_check_prints_the_effective_config_and_the_board() {
     // What it prints is itself a valid config file.
     let printed = dir.path().join("printed.toml");
     std::fs::write(&printed, stdout.as_bytes()).unwrap();
-    let again = marquee()
-        .args(["config", "check", "--board", "rpi4", "--config"])
-        .arg(&printed)
-        .output()
-        .unwrap();
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    checked_config("rpi4", &printed);
 }
 
 #[test]
@@ -59,11 +61,7 @@ fn config_check_fails_naming_an_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[inference]\nthread = 4\n").unwrap();
-    let out = marquee()
-        .args(["config", "check", "--board", "x86_64-generic", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = config_check("x86_64-generic", "--config", &file);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("inference.thread"), "{stderr}");
@@ -150,17 +148,7 @@ fn config_check_redacts_every_password_in_a_url() {
          [[camera]]\nname = \"hall\"\nsource = \"mjpeg+http://viewer:mjpeg-s3cret@cam2.lan/video\"\n",
     )
     .unwrap();
-    let out = marquee()
-        .args(["config", "check", "--board", "x86_64-generic", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = checked_config("x86_64-generic", &file);
     assert!(stdout.contains("cam.lan/snap.jpg"), "{stdout}");
     assert!(stdout.contains("admin"), "the user name stays: {stdout}");
     assert!(!stdout.contains("s3cret"), "a secret printed: {stdout}");
@@ -179,11 +167,7 @@ fn an_edited_profile_is_used_from_a_profile_folder() {
         "the shipped rpi4 profile sets queue_size = 6"
     );
     std::fs::write(dir.path().join("rpi4.toml"), edited).unwrap();
-    let out = marquee()
-        .args(["config", "check", "--board", "rpi4", "--profile-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = config_check("rpi4", "--profile-dir", dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
