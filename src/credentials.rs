@@ -2,7 +2,7 @@
 //! as their SHA-256, and the random values sessions are made of. Used by
 //! the dashboard's access rules and by `marquee dashboard`.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
 
@@ -35,13 +35,7 @@ pub fn hash_password(password: &str) -> Result<String, CredentialError> {
 /// Whether `password` matches the PHC string `hash` (false for a hash that
 /// does not parse). Deliberately slow: call it off the async threads.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    verify_password_in(hash, password, &mut CheckMemory::default())
 }
 
 /// The working memory of one Argon2 check, kept between checks.

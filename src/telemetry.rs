@@ -103,16 +103,6 @@ impl Metrics {
         *counts.entry((via, "refused")).or_insert(0) += refused as u64;
     }
 
-    /// Corrections from `via` so far, stored or refused.
-    pub fn feedback_count(&self, via: &str, stored: bool) -> u64 {
-        let outcome = if stored { "stored" } else { "refused" };
-        lock(&self.feedback)
-            .iter()
-            .filter(|((v, o), _)| *v == via && *o == outcome)
-            .map(|(_, n)| *n)
-            .sum()
-    }
-
     /// Posters classified so far from `source`.
     pub fn posters(&self, source: &str) -> u64 {
         lock(&self.posters_by_source)

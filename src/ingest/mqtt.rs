@@ -251,12 +251,10 @@ impl Link {
     /// Queue the image (waiting for room: the broker holds the rest) and
     /// acknowledge it once it is committed or refused for good.
     fn ingest(&self, message: Publish) {
-        let generation = self.generation.load(Ordering::Acquire);
+        let ack = self.late_ack();
         let queue = self.queue.clone();
-        let client = self.client.clone();
         let metrics = Arc::clone(&self.metrics);
         let stop = self.stop.clone();
-        let current = Arc::clone(&self.generation);
         self.handlers.spawn(async move {
             let bytes = message.payload.clone();
             let reserved = tokio::select! {
@@ -292,10 +290,8 @@ impl Link {
                     false
                 }
             };
-            if settled && current.load(Ordering::Acquire) == generation {
-                if let Err(err) = client.ack(&message).await {
-                    debug!(error = %err, "cannot acknowledge an MQTT image");
-                }
+            if settled {
+                ack.send(&message, "an MQTT image").await;
             }
         });
     }
@@ -320,12 +316,10 @@ impl Link {
     /// good (a store that cannot write now gets it again after the next
     /// reconnect). A bad payload is counted and logged, never fatal.
     fn feedback(&self, message: Publish) {
-        let generation = self.generation.load(Ordering::Acquire);
+        let ack = self.late_ack();
         let store = self.store.clone();
         let labels = Arc::clone(&self.labels);
         let metrics = Arc::clone(&self.metrics);
-        let client = self.client.clone();
-        let current = Arc::clone(&self.generation);
         self.handlers.spawn(async move {
             let settled = match feedback_payload(&message.payload) {
                 Err(reason) => {
@@ -352,12 +346,20 @@ impl Link {
                     }
                 }
             };
-            if settled && message.qos != QoS::AtMostOnce && current.load(Ordering::Acquire) == generation {
-                if let Err(err) = client.ack(&message).await {
-                    debug!(error = %err, "cannot acknowledge an MQTT correction");
-                }
+            if settled {
+                ack.send(&message, "an MQTT correction").await;
             }
         });
+    }
+
+    /// An acknowledgement to send later, from a handler, for a message
+    /// received on the connection current now.
+    fn late_ack(&self) -> LateAck {
+        LateAck {
+            client: self.client.clone(),
+            current: Arc::clone(&self.generation),
+            generation: self.generation.load(Ordering::Acquire),
+        }
     }
 
     fn ack(&self, message: &Publish, generation: u64) {
@@ -366,6 +368,28 @@ impl Link {
         }
         if let Err(err) = self.client.try_ack(message) {
             debug!(error = %err, "cannot acknowledge an MQTT message");
+        }
+    }
+}
+
+/// See [`Link::late_ack`].
+struct LateAck {
+    client: AsyncClient,
+    current: Arc<AtomicU64>,
+    generation: u64,
+}
+
+impl LateAck {
+    /// Acknowledge `message` (`what` names it in the log), unless it came at
+    /// QoS 0 or on an earlier connection: the broker delivers that one again,
+    /// and the new delivery is acknowledged instead.
+    async fn send(self, message: &Publish, what: &str) {
+        if message.qos == QoS::AtMostOnce || self.current.load(Ordering::Acquire) != self.generation
+        {
+            return;
+        }
+        if let Err(err) = self.client.ack(message).await {
+            debug!(error = %err, "cannot acknowledge {what}");
         }
     }
 }
