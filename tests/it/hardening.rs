@@ -45,8 +45,9 @@ fn loopback(a: u8, b: u8) -> IpAddr {
 }
 
 /// Headers only, declaring `length` bytes of body that never come; the
-/// answer the daemon gives without them.
-async fn answer_before_body(addr: SocketAddr, head: &str) -> String {
+/// answer the daemon gives without them within `within`, or `None` when it
+/// accepted the request and waits for the body.
+async fn answer_before_body(addr: SocketAddr, head: &str, within: Duration) -> Option<String> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -63,10 +64,8 @@ async fn answer_before_body(addr: SocketAddr, head: &str) -> String {
             }
         }
     };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("an answer without the body");
-    String::from_utf8_lossy(&raw).into_owned()
+    tokio::time::timeout(within, read).await.ok()?;
+    Some(String::from_utf8_lossy(&raw).into_owned())
 }
 
 // ---------------------------------------------------------------- login --
@@ -226,16 +225,22 @@ async fn an_upload_without_memory_left_hears_503_before_its_body_is_sent() {
             "POST /api/v1/posters HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nContent-Length: {len}\r\n\r\n"
         )
     };
-    let mut first = TcpStream::connect(daemon.addr).await.unwrap();
-    first.write_all(head(1024 * 1024).as_bytes()).await.unwrap();
-    first.write_all(&[0xFF, 0xD8]).await.unwrap();
-    // Reservations happen in the handler: wait for the first to hold one.
-    crate::common::eventually_async("the first upload reserved its memory", WAIT, || async {
-        let second = answer_before_body(daemon.addr, &head(512 * 1024)).await;
-        second.starts_with("HTTP/1.1 503")
-    })
-    .await;
-    let second = answer_before_body(daemon.addr, &head(512 * 1024)).await;
+    // Reservations happen in the handlers, so the two requests race: when
+    // the second gets in first (accepted, waiting for its body), both let
+    // go and try again, a bounded number of times.
+    let mut held = None;
+    for _ in 0..20 {
+        let mut first = TcpStream::connect(daemon.addr).await.unwrap();
+        first.write_all(head(1024 * 1024).as_bytes()).await.unwrap();
+        first.write_all(&[0xFF, 0xD8]).await.unwrap();
+        let second =
+            answer_before_body(daemon.addr, &head(512 * 1024), Duration::from_secs(2)).await;
+        if let Some(second) = second.filter(|s| s.starts_with("HTTP/1.1 503")) {
+            held = Some((first, second));
+            break;
+        }
+    }
+    let (first, second) = held.expect("an upload refused while another holds the memory");
     assert!(
         second.to_ascii_lowercase().contains("retry-after"),
         "{second}"
