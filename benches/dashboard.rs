@@ -103,6 +103,7 @@ fn fill(path: &std::path::Path, labels: &[String], thresholds: &[f32], dim: usiz
             },
             latency_ms: 30.0 + f64::from(rng.unit()) * 10.0,
             created_at_ms: at,
+            shadow: None,
         };
         store
             .record(&poster, &classification, &[])
@@ -201,7 +202,8 @@ async fn main() {
     let db = dir.path().join("bench.db");
     let model_dir = marquee::model::default_model_dir();
     let classifier = marquee::model::Classifier::load(&model_dir, None).expect("load the model");
-    let head = classifier.head();
+    let live = classifier.head();
+    let head = &live.head;
     let labels = head.labels();
     let thresholds: Vec<f32> = head.genres.iter().map(|g| g.threshold).collect();
     let t = Instant::now();

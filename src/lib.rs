@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod drawing;
 pub mod feedback;
 pub mod ingest;
+pub mod learning;
 pub mod logging;
 pub mod model;
 pub mod offline;

@@ -67,3 +67,53 @@ pub async fn watchdog(every: Duration, store: StoreHandle, stop: CancellationTok
         }
     }
 }
+
+/// How often the automatic retrain counts corrections.
+const AUTO_RETRAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// `[learning] retrain_after = N`: start a retrain once N more posters have
+/// been corrected than the newest retrained head learned from. A retrain
+/// that fails is tried again only when more corrections arrive.
+pub async fn auto_retrain(
+    learning: crate::learning::Learning,
+    after: u64,
+    store: StoreHandle,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(AUTO_RETRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_try: Option<u64> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let counted = store
+            .call(|s| {
+                let learned = s
+                    .heads()?
+                    .iter()
+                    .filter(|h| h.origin == "retrain")
+                    .map(|h| h.corrections)
+                    .max()
+                    .unwrap_or(0);
+                Ok((s.corrected_posters()?, learned))
+            })
+            .await;
+        let (corrected, learned) = match counted {
+            Ok(c) => c,
+            Err(err) => {
+                warn!(error = %err, "cannot count corrections for the automatic retrain");
+                continue;
+            }
+        };
+        if corrected < learned + after || last_try == Some(corrected) {
+            continue;
+        }
+        last_try = Some(corrected);
+        match learning.start_retrain("auto") {
+            Ok(_) => info!(corrected, learned, "automatic retrain started"),
+            Err(err) => info!(error = %err, "automatic retrain not started"),
+        }
+    }
+}

@@ -22,6 +22,7 @@ use crate::classify::{Worker, Workers};
 use crate::config::Config;
 use crate::ingest::http::{body_limit, Uploads};
 use crate::ingest::watch::{WatchOptions, Watcher};
+use crate::learning::{Learning, Options as LearningOptions};
 use crate::model::{default_model_dir, Classifier};
 use crate::poster::PosterEvent;
 use crate::publish::{PublishHandle, PublishOptions, Publisher, Topics};
@@ -142,7 +143,8 @@ pub async fn start(
     let camera_setups = camera::setups_from_config(&cfg)?;
 
     let (live, _) = tokio::sync::broadcast::channel::<PosterEvent>(web::LIVE_BUFFER);
-    let opts = PublishOptions::from_config(&cfg, classifier.name())?;
+    let genres = crate::model::live::GenreList::new(classifier.head().head.labels());
+    let opts = PublishOptions::from_config(&cfg, classifier.base_name())?;
     let mqtt_inputs = crate::ingest::mqtt::MqttInputs {
         publish: opts.clone(),
         ha_status: opts
@@ -150,12 +152,35 @@ pub async fn start(
             .as_deref()
             .map(crate::publish::ha_status_topic),
         store: store.clone(),
-        labels: classifier.head().labels().into(),
+        labels: genres.clone(),
     };
     let (publisher, publish) = Publisher::new(opts, store.clone())?;
     // Its own token: the publisher stops last, after the pipeline drained.
     let publisher_stop = CancellationToken::new();
     let publisher_task = tokio::spawn(publisher.run(publisher_stop.clone()));
+
+    // The active head is restored before the first poster is classified.
+    let manifest = crate::model::manifest::Manifest::load(&model_dir)
+        .with_context(|| format!("reading the model manifest in {}", model_dir.display()))?;
+    let learning = Learning::start(
+        classifier.heads().clone(),
+        store.clone(),
+        &model_dir,
+        &manifest,
+        classifier.variant(),
+        LearningOptions {
+            publish: Some((
+                publish.clone(),
+                Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id).model,
+            )),
+            device_id: cfg.device_id.clone(),
+            threads: cfg.learning.effective_threads(),
+            genres,
+            extra_genres: cfg.learning.extra_genres.clone(),
+        },
+    )
+    .await
+    .context("restoring the genre heads from the store")?;
 
     let upload = usize::try_from(cfg.http.max_upload_bytes).unwrap_or(usize::MAX);
     let worker = Worker {
@@ -198,9 +223,10 @@ pub async fn start(
     };
     let web = web_state(
         &cfg,
-        &model_dir,
+        manifest,
         &classifier,
         Wiring {
+            learning: learning.clone(),
             uploads,
             store: store.clone(),
             publish: publish.clone(),
@@ -244,6 +270,14 @@ pub async fn start(
             maintenance_stop.clone(),
         )));
     }
+    if cfg.learning.retrain_after > 0 {
+        maintenance.push(tokio::spawn(maintenance::auto_retrain(
+            learning.clone(),
+            u64::from(cfg.learning.retrain_after),
+            store.clone(),
+            maintenance_stop.clone(),
+        )));
+    }
     if cfg.store.retention_days.is_some() || cfg.store.retention_rows.is_some() {
         maintenance.push(tokio::spawn(maintenance::retention(
             cfg.store.retention_days,
@@ -257,7 +291,7 @@ pub async fn start(
     }
     info!(
         %addr,
-        model = classifier.name(),
+        model = %classifier.name(),
         threads = cfg.inference.effective_threads(),
         queue = queue_size,
         store = %cfg.store.path.display(),
@@ -289,6 +323,7 @@ pub async fn start(
 
 /// The running parts the dashboard is handed.
 struct Wiring {
+    learning: Learning,
     uploads: Uploads,
     store: StoreHandle,
     publish: PublishHandle,
@@ -299,16 +334,20 @@ struct Wiring {
 /// The dashboard's state: model card, read connections, access rules.
 fn web_state(
     cfg: &Config,
-    model_dir: &std::path::Path,
+    manifest: crate::model::manifest::Manifest,
     classifier: &Classifier,
     wiring: Wiring,
 ) -> anyhow::Result<WebState> {
-    let manifest = crate::model::manifest::Manifest::load(model_dir)
-        .with_context(|| format!("reading the model manifest in {}", model_dir.display()))?;
     let head = classifier.head();
+    // A head learned here carries the shipped validation mix as its reference.
+    let metrics = head
+        .head
+        .metrics
+        .get("reference")
+        .unwrap_or(&head.head.metrics);
+    let reference = crate::analytics::insights::ReferenceMix::from_head_metrics(metrics);
     let card =
-        web::model_card::ModelCard::new(&manifest, head, classifier.variant(), classifier.name());
-    let reference = crate::analytics::insights::ReferenceMix::from_head_metrics(&head.metrics);
+        web::model_card::CardSlot::new(manifest, classifier.variant(), classifier.heads().clone());
     if reference.is_none() {
         warn!("the genre head carries no validation mix: the drift check is off");
     }
@@ -327,7 +366,8 @@ fn web_state(
         publish: wiring.publish,
         reader: crate::store::StoreReader::new(&cfg.store.path, READERS),
         live: wiring.live,
-        model: Arc::new(card),
+        model: card,
+        learning: wiring.learning,
         reference: reference.map(Arc::new),
         auth: web::auth::Auth::new(&dashboard),
         config: Arc::new(dashboard),

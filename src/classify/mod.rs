@@ -9,12 +9,13 @@
 //! board responsive. A worker goes on to the next poster while the last one
 //! is fsynced.
 
-use crate::model::{Classifier, ClassifyError, StageTimes};
+use crate::model::{Classifier, ClassifyError, LiveResult, StageTimes};
 use crate::poster::{Poster, PosterError, PosterEvent, PosterId};
 use crate::publish::PublishHandle;
 use crate::queue::PosterReceiver;
 use crate::store::{
-    NewClassification, NewPoster, OutboxMessage, Qos, RecordOutcome, StoreError, StoreHandle,
+    NewClassification, NewPoster, NewShadow, OutboxMessage, Qos, RecordOutcome, StoreError,
+    StoreHandle,
 };
 use crate::telemetry::Metrics;
 use crate::vision::{self, DecodeBudget, DecodeLimits};
@@ -222,13 +223,21 @@ impl Worker {
             decode: t.elapsed(),
             ..StageTimes::default()
         };
-        let (prediction, features, _times) = self
+        let live = self
             .classifier
-            .classify_image_with_features(&image, times)
+            .classify_live(&image, times)
             .map_err(|err| match err {
                 ClassifyError::Image(err) => PosterError::from(err),
                 ClassifyError::Backbone(err) => PosterError::Model(err.to_string()),
             })?;
+        let LiveResult {
+            prediction,
+            features,
+            model,
+            active_id,
+            shadow,
+            ..
+        } = live;
         let inference = t.elapsed();
 
         let thumbnail = match vision::thumbnail_jpeg(&image, THUMBNAIL_SIDE) {
@@ -240,7 +249,6 @@ impl Worker {
             }
         };
         let ts = crate::poster::now_ms();
-        let model = self.classifier.name().to_owned();
         let event = PosterEvent::new(id.as_str(), &poster.source, &prediction, &model, ts);
         let payload = event
             .to_json()
@@ -260,6 +268,11 @@ impl Worker {
             prediction,
             latency_ms: inference.as_secs_f64() * 1000.0,
             created_at_ms: ts,
+            shadow: shadow.map(|s| NewShadow {
+                head_id: s.head_id,
+                active_id,
+                prediction: s.prediction,
+            }),
         };
         let message = OutboxMessage {
             topic: self.topic.clone(),

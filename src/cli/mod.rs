@@ -8,6 +8,7 @@ mod dashboard;
 mod data;
 mod eval;
 mod feedback;
+mod heads;
 pub mod serve;
 mod train;
 
@@ -58,6 +59,13 @@ pub enum Command {
     Feedback {
         #[command(subcommand)]
         action: feedback::FeedbackCommand,
+    },
+    /// Fit a candidate genre head on the store's corrections (offline).
+    Retrain(heads::RetrainArgs),
+    /// Genre heads in a store: list, promote or roll back, export, import.
+    Head {
+        #[command(subcommand)]
+        action: heads::HeadCommand,
     },
 }
 
@@ -134,5 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Dashboard { action }) => dashboard::run(action),
         Some(Command::BenchCamera(args)) => bench_camera::run(&args),
         Some(Command::Feedback { action }) => feedback::run(action),
+        Some(Command::Retrain(args)) => heads::retrain(&args),
+        Some(Command::Head { action }) => heads::run(action),
     }
 }

@@ -29,6 +29,15 @@ pub struct Args {
     /// L2 regularisation strength.
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// Also write what the device keeps of the training posters for
+    /// retraining on corrections (8-bit features and genres), and name it
+    /// in the manifest beside it. Use the variant the daemon runs (int8).
+    #[arg(long, value_name = "FILE")]
+    pub base_features: Option<PathBuf>,
+    /// Training posters kept in `--base-features` at most (spread by id),
+    /// with a fifth as many calibration posters.
+    #[arg(long, default_value_t = 1500)]
+    pub base_posters: usize,
 }
 
 /// Features, truth and ids of one split.
@@ -112,6 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     json.push('\n');
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     update_manifest(&args.out, &json, &labels, &head.metrics)?;
+    if let Some(path) = &args.base_features {
+        write_base(path, &labels, &parts, &set.backbone_sha256, &args)?;
+    }
     print!("{}", eval::render(&evaluation));
     eprintln!(
         "wrote {} (features {:.1}s, fit {:.1}s, total {:.1}s)",
@@ -154,5 +166,77 @@ fn update_manifest(
         .insert("head_metrics".into(), metrics.clone());
     manifest.save(&folder)?;
     eprintln!("updated {}", folder.join("manifest.json").display());
+    Ok(())
+}
+
+/// The base features file: an even sample of the training and calibration
+/// splits (by id order, which the split hash already shuffles).
+fn write_base(
+    path: &std::path::Path,
+    labels: &[String],
+    parts: &[Part; 3],
+    backbone: &str,
+    args: &Args,
+) -> anyhow::Result<()> {
+    use crate::learning::base::{encode, BaseRow, Header};
+    fn pick(part: &Part, want: usize, calibration: bool) -> Vec<BaseRow<'_>> {
+        let step = part.0.len().div_ceil(want.max(1)).max(1);
+        (0..part.0.len())
+            .step_by(step)
+            .map(|i| BaseRow {
+                features: &part.0[i],
+                truth: &part.1[i],
+                calibration,
+            })
+            .collect()
+    }
+    let mut rows = pick(&parts[0], args.base_posters, false);
+    rows.extend(pick(&parts[1], args.base_posters / 5, true));
+    let header = Header {
+        dim: parts[0].0.first().map_or(0, Vec::len),
+        labels: labels.to_vec(),
+        posters: rows.len(),
+        backbone: backbone.to_string(),
+        provenance: serde_json::json!({
+            "tool": format!("marquee {} train --base-features", env!("CARGO_PKG_VERSION")),
+            "data": args.data.data.display().to_string(),
+            "split": {"salt": dataset::SPLIT_SALT, "seed": args.seed},
+            "train_posters": rows.iter().filter(|r| !r.calibration).count(),
+            "calibration_posters": rows.iter().filter(|r| r.calibration).count(),
+            "quantisation": "per-feature min/max, 8 bits",
+        }),
+    };
+    let bytes = encode(&header, &rows)?;
+    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    // Named in the manifest beside it, not beside `--out`: the base can be
+    // rebuilt for the variant the daemon runs while the head goes elsewhere.
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if folder.join(crate::model::manifest::MANIFEST_FILE).is_file() {
+        let mut manifest = Manifest::load(&folder)?;
+        manifest.base_features = Some(FileRef {
+            file: path
+                .file_name()
+                .context("--base-features must name a file")?
+                .to_string_lossy()
+                .to_string(),
+            sha256: sha256_hex(&bytes),
+            extra: [
+                ("posters".to_string(), serde_json::json!(header.posters)),
+                ("bytes".to_string(), serde_json::json!(bytes.len())),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        manifest.save(&folder)?;
+    }
+    eprintln!(
+        "wrote {} ({} posters, {} bytes)",
+        path.display(),
+        header.posters,
+        bytes.len()
+    );
     Ok(())
 }

@@ -25,6 +25,12 @@ pub const LOGIN_CHECKS: u64 = 1;
 /// One feedback import at a time: its body (`feedback::MAX_IMPORT_BYTES`)
 /// and its parsed rows, rounded up.
 pub const IMPORT_MB: u64 = 8;
+/// A retrain on corrections (one at a time): the corrected and the base
+/// posters' features and the standardised matrix, then each fitting
+/// thread's weighted copy of it. Measured by `scripts/bench-learning.py`
+/// (see `docs/learning.md`), rounded up.
+pub const RETRAIN_MB: u64 = 40;
+pub const RETRAIN_PER_THREAD_MB: u64 = 35;
 /// Images held outside the queue's memory at most: one MQTT message being
 /// read, one waiting for room.
 pub const IN_TRANSIT_INPUTS: u64 = 2;
@@ -45,6 +51,8 @@ pub struct MemoryPlan {
     /// The password checks' kept Argon2 memory ([`LOGIN_CHECKS`] x the
     /// hash's memory cost, 19 MiB by default).
     pub login_mb: u64,
+    /// A retrain ([`RETRAIN_MB`] + `learning.threads` x [`RETRAIN_PER_THREAD_MB`]).
+    pub retrain_mb: u64,
     pub total_mb: u64,
     pub budget_mb: u64,
 }
@@ -62,7 +70,7 @@ impl std::fmt::Display for MemoryPlan {
             "{} MiB worst case of a {} MiB budget: runtime {} + {} workers x {} + decodes {} \
              (inference.decode_memory_mb) + uploads {} (http.upload_memory_mb) + in transit {} \
              ({IN_TRANSIT_INPUTS} x http.max_upload_bytes) + connections {} (http.max_connections) \
-             + login {} (Argon2) + a feedback import {IMPORT_MB}",
+             + login {} (Argon2) + a feedback import {IMPORT_MB} + a retrain {} (learning.threads)",
             self.total_mb,
             self.budget_mb,
             self.runtime_mb,
@@ -72,7 +80,8 @@ impl std::fmt::Display for MemoryPlan {
             self.uploads_mb,
             self.in_transit_mb,
             self.connections_mb,
-            self.login_mb
+            self.login_mb,
+            self.retrain_mb
         )
     }
 }
@@ -90,6 +99,8 @@ impl Config {
         let check_kib =
             crate::credentials::check_memory_kib(self.dashboard.password_hash.as_deref());
         let login_mb = LOGIN_CHECKS * (check_kib as u64).div_ceil(1024);
+        let retrain_mb =
+            RETRAIN_MB + self.learning.effective_threads() as u64 * RETRAIN_PER_THREAD_MB;
         MemoryPlan {
             runtime_mb: RUNTIME_MB,
             workers,
@@ -99,6 +110,7 @@ impl Config {
             in_transit_mb,
             connections_mb,
             login_mb,
+            retrain_mb,
             total_mb: RUNTIME_MB
                 + workers_mb
                 + decode_mb
@@ -106,7 +118,8 @@ impl Config {
                 + in_transit_mb
                 + connections_mb
                 + login_mb
-                + IMPORT_MB,
+                + IMPORT_MB
+                + retrain_mb,
             budget_mb: u64::from(self.inference.memory_budget_mb),
         }
     }
@@ -124,7 +137,7 @@ mod tests {
         assert!(plan.fits(), "{plan}");
         assert_eq!(
             plan.total_mb,
-            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20 + 19 + IMPORT_MB,
+            RUNTIME_MB + 4 * PER_WORKER_MB + 128 + 48 + 40 + 20 + 19 + IMPORT_MB + plan.retrain_mb,
             "{plan}"
         );
         // Whatever the machine's core count, `threads = 0` fits too.

@@ -51,7 +51,7 @@ pub use schema::{
     CameraConfig, CameraDefaults, CameraMode, CameraSettings, Config, DashboardConfig, HttpConfig,
     InferenceConfig, ModelVariant, MqttConfig, StoreConfig, WatchConfig,
 };
-pub use validate::{parse_broker_url, Broker};
+pub use validate::{check_genre_name, parse_broker_url, Broker};
 
 use layers::Layers;
 use std::collections::BTreeMap;

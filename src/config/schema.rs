@@ -20,6 +20,7 @@ pub struct Config {
     pub watch: WatchConfig,
     pub inference: InferenceConfig,
     pub dashboard: DashboardConfig,
+    pub learning: LearningConfig,
     /// Settings every `[[camera]]` falls back to; the board profile sets them.
     pub camera_defaults: CameraDefaults,
     /// `[[camera]]` tables: each one is watched by `camera::Cameras`.
@@ -37,6 +38,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             inference: InferenceConfig::default(),
             dashboard: DashboardConfig::default(),
+            learning: LearningConfig::default(),
             camera_defaults: CameraDefaults::default(),
             cameras: Vec::new(),
         }
@@ -218,6 +220,38 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[learning]`: retraining the genre head from corrections on the device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearningConfig {
+    /// Retrain by itself once this many more posters have been corrected
+    /// than the last retrain learned from; 0 (the default) never does.
+    /// A retrain makes a candidate: it is never promoted by itself.
+    pub retrain_after: u32,
+    /// Threads a retrain fits genres on (at the lowest CPU priority);
+    /// 0 = every core, at most [`RETRAIN_THREADS_MAX`]. Each costs memory
+    /// (see `config::memory`).
+    pub threads: u32,
+    /// Genres the shipped model does not know that corrections may name
+    /// (e.g. `["Anime"]`); a retrain learns one once enough corrected
+    /// posters have it. The dashboard can add more.
+    pub extra_genres: Vec<String>,
+}
+
+/// Retrain threads for `learning.threads = 0`, whatever the core count.
+pub const RETRAIN_THREADS_MAX: usize = 2;
+
+impl LearningConfig {
+    pub fn effective_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(RETRAIN_THREADS_MAX),
+            n => n as usize,
+        }
+    }
+}
+
 /// `[watch]`: a folder whose new files are classified.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -275,7 +309,7 @@ impl Default for InferenceConfig {
             variant: None,
             max_pixels: 40_000_000,
             decode_memory_mb: 128,
-            memory_budget_mb: 510,
+            memory_budget_mb: 620,
         }
     }
 }

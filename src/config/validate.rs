@@ -163,6 +163,23 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     }
     // Below ~100 ms a file still being copied can look settled.
     report.range("watch.settle_ms", config.watch.settle_ms, 100, 600_000);
+    report.range(
+        "learning.retrain_after",
+        u64::from(config.learning.retrain_after),
+        0,
+        1_000_000,
+    );
+    report.range(
+        "learning.threads",
+        u64::from(config.learning.threads),
+        0,
+        64,
+    );
+    for (i, genre) in config.learning.extra_genres.iter().enumerate() {
+        if let Err(why) = check_genre_name(genre) {
+            report.add(format!("learning.extra_genres[{i}]"), why);
+        }
+    }
 
     report.range("inference.threads", config.inference.threads, 0, 256);
     report.range(
@@ -492,6 +509,24 @@ fn detection(
         } else {
             report.range(&key, value, min, max);
         }
+    }
+}
+
+/// A genre name: what a CSV row, a form and a topic can carry unambiguously.
+pub fn check_genre_name(label: &str) -> Result<(), String> {
+    let ok_chars = label
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '/' | '&' | '\''));
+    if label.trim().is_empty() || label.trim() != label {
+        Err("a genre name is not empty and has no spaces around it".into())
+    } else if label.chars().count() > 40 {
+        Err("a genre name has at most 40 characters".into())
+    } else if !ok_chars {
+        Err(format!(
+            "`{label}`: a genre name has letters, digits, spaces and - / & ' only"
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -62,7 +62,7 @@ pub struct MqttInputs {
     pub ha_status: Option<String>,
     /// Where corrections go, and the genres they may name.
     pub store: StoreHandle,
-    pub labels: Arc<[String]>,
+    pub labels: crate::model::live::GenreList,
 }
 
 /// Connect, subscribe and forward until `stop`.
@@ -110,7 +110,7 @@ struct Link {
     topics: Topics,
     ha_status: Option<String>,
     store: StoreHandle,
-    labels: Arc<[String]>,
+    labels: crate::model::live::GenreList,
     queue: PosterQueue,
     cameras: CameraRegistry,
     publish: PublishHandle,
@@ -318,7 +318,7 @@ impl Link {
     fn feedback(&self, message: Publish) {
         let ack = self.late_ack();
         let store = self.store.clone();
-        let labels = Arc::clone(&self.labels);
+        let labels = self.labels.get();
         let metrics = Arc::clone(&self.metrics);
         self.handlers.spawn(async move {
             let settled = match feedback_payload(&message.payload) {

@@ -55,6 +55,11 @@ pub struct Manifest {
     pub head: Option<FileRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// What the device keeps of the shipped training posters (their
+    /// features, 8-bit), so a retrain on corrections does not forget the
+    /// genres nobody corrected. `marquee train --base-features` writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_features: Option<FileRef>,
     /// Everything else (metrics, notes written by the tools) is carried through.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

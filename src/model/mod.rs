@@ -3,6 +3,7 @@
 pub mod backbone;
 pub mod evaluation;
 pub mod head;
+pub mod live;
 pub mod manifest;
 pub mod training;
 
@@ -14,6 +15,7 @@ use utoipa::ToSchema;
 use crate::vision::{self, DecodeLimits, Normalisation, VisionError};
 use backbone::{Backbone, BackboneError};
 use head::{GenreHead, HeadError};
+use live::{HeadSlot, LiveHead};
 use manifest::{read_verified, Manifest, ManifestError};
 
 /// Where the shipped model lives when nothing else is said: `MARQUEE_MODEL_DIR`,
@@ -96,11 +98,32 @@ pub struct StageTimes {
 #[derive(Clone)]
 pub struct Classifier {
     backbone: Backbone,
-    head: std::sync::Arc<GenreHead>,
+    heads: HeadSlot,
     norm: Normalisation,
     limits: DecodeLimits,
-    name: String,
+    /// Backbone and variant, e.g. `efficientnet-lite0-int8`; the published
+    /// name adds the active head's version.
+    base_name: String,
     variant: String,
+}
+
+/// One poster through the live heads: what the active head says (published)
+/// and, while a candidate is judged, what the candidate says (kept aside).
+#[derive(Debug, Clone)]
+pub struct LiveResult {
+    pub prediction: Prediction,
+    pub features: Vec<f32>,
+    pub times: StageTimes,
+    /// The active head's published name and stored id.
+    pub model: String,
+    pub active_id: Option<i64>,
+    pub shadow: Option<ShadowResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShadowResult {
+    pub head_id: i64,
+    pub prediction: Prediction,
 }
 
 impl Classifier {
@@ -135,11 +158,12 @@ impl Classifier {
             ));
         }
         let (variant_name, _) = manifest.variant(variant)?;
+        let base_name = format!("{}-{}", manifest.backbone.name, variant_name);
         Ok(Self {
             backbone,
-            name: format!("{}-{}", manifest.backbone.name, variant_name),
+            heads: HeadSlot::new(LiveHead::new(&base_name, None, true, head)),
+            base_name,
             variant: variant_name.to_string(),
-            head: std::sync::Arc::new(head),
             norm: manifest.normalisation(),
             limits: DecodeLimits::default(),
         })
@@ -150,17 +174,30 @@ impl Classifier {
         self
     }
 
-    /// The model's name as published with each result, e.g. `efficientnet-lite0-int8`.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The model's name as published with each result, e.g.
+    /// `efficientnet-lite0-int8`, or `efficientnet-lite0-int8+head-7` once a
+    /// head learned on the device is active.
+    pub fn name(&self) -> String {
+        self.heads.active().name.clone()
+    }
+
+    /// Backbone and variant without the head's version.
+    pub fn base_name(&self) -> &str {
+        &self.base_name
     }
 
     pub fn variant(&self) -> &str {
         &self.variant
     }
 
-    pub fn head(&self) -> &GenreHead {
-        &self.head
+    /// The active head (a snapshot: a promotion later does not change it).
+    pub fn head(&self) -> std::sync::Arc<LiveHead> {
+        self.heads.active()
+    }
+
+    /// The live heads, shared: what the learning loop swaps.
+    pub fn heads(&self) -> &HeadSlot {
+        &self.heads
     }
 
     pub fn classify(&self, bytes: &[u8]) -> Result<Prediction, ClassifyError> {
@@ -199,9 +236,43 @@ impl Classifier {
         let features = self.backbone.features(tensor)?;
         times.backbone = t.elapsed();
         let t = Instant::now();
-        let prediction = predict(&self.head, &features);
+        let prediction = predict(&self.heads.active().head, &features);
         times.head = t.elapsed();
         Ok((prediction, features, times))
+    }
+
+    /// The daemon's path: the active head's prediction and name, and the
+    /// candidate's prediction from the same features when there is one.
+    pub fn classify_live(
+        &self,
+        image: &image::RgbImage,
+        mut times: StageTimes,
+    ) -> Result<LiveResult, ClassifyError> {
+        let t = Instant::now();
+        let resized = vision::resize(image, &self.norm);
+        let tensor = vision::to_tensor(&resized, &self.norm);
+        times.resize = t.elapsed();
+        let t = Instant::now();
+        let features = self.backbone.features(tensor)?;
+        times.backbone = t.elapsed();
+        let t = Instant::now();
+        let heads = self.heads.get();
+        let prediction = predict(&heads.active.head, &features);
+        times.head = t.elapsed();
+        let shadow = heads.candidate.as_ref().and_then(|c| {
+            c.id.map(|head_id| ShadowResult {
+                head_id,
+                prediction: predict(&c.head, &features),
+            })
+        });
+        Ok(LiveResult {
+            prediction,
+            features,
+            times,
+            model: heads.active.name.clone(),
+            active_id: heads.active.id,
+            shadow,
+        })
     }
 
     /// The backbone's pooled features for an image file's bytes.

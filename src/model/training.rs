@@ -21,6 +21,24 @@ pub enum TrainError {
     Degenerate(String, &'static str),
     #[error("fitting {0} failed: {1}")]
     Fit(String, String),
+    #[error("the fit was cancelled")]
+    Cancelled,
+    #[error("the head to start from does not fit: {0}")]
+    WarmStart(String),
+}
+
+/// How a fit is steered from outside: where it starts, whether to stop,
+/// how far it got.
+#[derive(Default)]
+pub struct FitControl<'a> {
+    /// Start from this head's weights and keep its standardisation, so a
+    /// retrain needs far fewer iterations; a genre the new data cannot
+    /// learn (no positive in a split) keeps this head's model.
+    pub warm: Option<&'a GenreHead>,
+    /// Set to stop between genres.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Genres finished so far.
+    pub done: Option<&'a std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,8 +74,41 @@ pub fn train_head(
     calibration: &Split,
     cfg: &TrainConfig,
 ) -> Result<GenreHead, TrainError> {
+    train_head_with(labels, train, calibration, cfg, &FitControl::default())
+}
+
+pub fn train_head_with(
+    labels: &[String],
+    train: &Split,
+    calibration: &Split,
+    cfg: &TrainConfig,
+    control: &FitControl,
+) -> Result<GenreHead, TrainError> {
+    use std::sync::atomic::Ordering;
     let dim = train.features.first().ok_or(TrainError::Empty)?.len();
-    let (mean, std) = standardisation(train.features, dim);
+    // A genre the warm head does not know (one an operator added) starts
+    // from zero.
+    let warm_models: Option<Vec<Option<&GenreModel>>> = match control.warm {
+        Some(w) => {
+            if w.feature_dim != dim {
+                return Err(TrainError::WarmStart(format!(
+                    "it takes {} features, the data has {dim}",
+                    w.feature_dim
+                )));
+            }
+            Some(
+                labels
+                    .iter()
+                    .map(|l| w.genres.iter().find(|g| &g.label == l))
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let (mean, std) = match control.warm {
+        Some(w) => (w.feature_mean.clone(), w.feature_std.clone()),
+        None => standardisation(train.features, dim),
+    };
     let x_train = standardise(train.features, &mean, &std);
     let x_cal = standardise(calibration.features, &mean, &std);
     let jobs: Vec<usize> = (0..labels.len()).collect();
@@ -70,15 +121,31 @@ pub fn train_head(
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&j) = jobs.get(k) else { break };
+                if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    break;
+                }
                 let y_train: Vec<bool> = train.truth.iter().map(|t| t[j]).collect();
                 let y_cal: Vec<bool> = calibration.truth.iter().map(|t| t[j]).collect();
-                let fitted = fit_genre(&labels[j], &x_train, &y_train, &x_cal, &y_cal, cfg);
+                let warm = warm_models.as_ref().and_then(|m| m[j]);
+                let fitted =
+                    match fit_genre(&labels[j], &x_train, &y_train, &x_cal, &y_cal, cfg, warm) {
+                        Err(TrainError::Degenerate(..)) if warm.is_some() => Ok(warm
+                            .cloned()
+                            .unwrap_or_else(|| unreachable_model(&labels[j]))),
+                        other => other,
+                    };
                 if let Ok(mut r) = results.lock() {
                     r[j] = Some(fitted);
+                }
+                if let Some(done) = control.done {
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
     });
+    if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(TrainError::Cancelled);
+    }
     let genres = results
         .into_inner()
         .unwrap_or_default()
@@ -153,6 +220,19 @@ pub fn tune_micro_thresholds(
     th
 }
 
+/// Never used: `warm` is `Some` where this is called. Keeps the match total
+/// without a panic.
+fn unreachable_model(label: &str) -> GenreModel {
+    GenreModel {
+        label: label.to_string(),
+        bias: 0.0,
+        weights: Vec::new(),
+        platt_a: 1.0,
+        platt_b: 0.0,
+        threshold: 1.0,
+    }
+}
+
 fn fit_genre(
     label: &str,
     x_train: &Array2<f64>,
@@ -160,6 +240,7 @@ fn fit_genre(
     x_cal: &Array2<f64>,
     y_cal: &[bool],
     cfg: &TrainConfig,
+    warm: Option<&GenreModel>,
 ) -> Result<GenreModel, TrainError> {
     let pos: Vec<usize> = (0..y_train.len()).filter(|&i| y_train[i]).collect();
     let neg = y_train.len() - pos.len();
@@ -176,9 +257,25 @@ fn fit_genre(
     }
     let x = x_train.select(ndarray::Axis(0), &rows);
     let y: Array1<bool> = rows.iter().map(|&i| y_train[i]).collect();
-    let model = LogisticRegression::default()
+    let mut solver = LogisticRegression::default()
         .alpha(cfg.alpha)
-        .max_iterations(cfg.max_iterations)
+        .max_iterations(cfg.max_iterations);
+    if let Some(w) = warm {
+        // linfa's parameters are the log-odds of its larger class, then the
+        // intercept; the head keeps the log-odds of `true`.
+        let trues = y.iter().filter(|&&t| t).count();
+        let falses = y.len() - trues;
+        let true_is_larger = trues > falses || (trues == falses && y.first() == Some(&true));
+        let sign = if true_is_larger { 1.0 } else { -1.0 };
+        let init: Array1<f64> = w
+            .weights
+            .iter()
+            .map(|&v| sign * f64::from(v))
+            .chain(std::iter::once(sign * f64::from(w.bias)))
+            .collect();
+        solver = solver.initial_params(init);
+    }
+    let model = solver
         .fit(&Dataset::new(x, y))
         .map_err(|e| TrainError::Fit(label.to_string(), e.to_string()))?;
     let (w, b) = oriented(&model);

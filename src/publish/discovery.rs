@@ -88,6 +88,22 @@ pub fn announcements(
             })),
         ),
         (
+            "sensor",
+            "genre_head",
+            available(json!({
+                "name": "Genre head",
+                "state_topic": topics.model,
+                "value_template": "{{ value_json.active.name }}",
+                "json_attributes_topic": topics.model,
+                "json_attributes_template": "{{ {'head': value_json.active.id, \
+                    'micro_f1': value_json.active.micro_f1, \
+                    'candidate': value_json.candidate.name if value_json.candidate else none, \
+                    'candidate_micro_f1': value_json.candidate.micro_f1 if value_json.candidate else none} | tojson }}",
+                "entity_category": "diagnostic",
+                "icon": "mdi:brain",
+            })),
+        ),
+        (
             "binary_sensor",
             "status",
             json!({
@@ -147,7 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_device_four_entities_unique_ids() {
+    fn one_device_five_entities_unique_ids() {
         let mut opts = PublishOptions::new("lobby", "marquee", "localhost", 1883);
         opts.model = "m/int8".into();
         let topics = Topics::new("marquee", "lobby");
@@ -159,15 +175,18 @@ mod tests {
                 "homeassistant/sensor/lobby/last_genres/config",
                 "homeassistant/sensor/lobby/posters_today/config",
                 "homeassistant/sensor/lobby/outbox_backlog/config",
+                "homeassistant/sensor/lobby/genre_head/config",
                 "homeassistant/binary_sensor/lobby/status/config",
             ]
         );
+        let head: Value = serde_json::from_slice(&all[3].payload).unwrap();
+        assert_eq!(head["state_topic"], "marquee/lobby/model");
         for a in &all {
             let v: Value = serde_json::from_slice(&a.payload).unwrap();
             assert_eq!(v["device"]["identifiers"][0], "lobby");
             assert!(v["unique_id"].as_str().unwrap().starts_with("lobby_"));
         }
-        let status: Value = serde_json::from_slice(&all[3].payload).unwrap();
+        let status: Value = serde_json::from_slice(&all[4].payload).unwrap();
         assert!(status.get("availability_topic").is_none());
 
         opts.cameras = vec!["desk".into()];

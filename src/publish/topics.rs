@@ -20,6 +20,8 @@ pub struct Topics {
     pub feedback: String,
     /// `<prefix>/<device_id>/camera`: `<camera>/available` lives under it.
     pub camera_base: String,
+    /// The genre head in use (and the candidate being judged), retained.
+    pub model: String,
 }
 
 impl Topics {
@@ -36,6 +38,7 @@ impl Topics {
             capture: format!("{base}/capture"),
             feedback: format!("{base}/feedback"),
             camera_base: format!("{base}/camera"),
+            model: format!("{base}/model"),
         }
     }
 

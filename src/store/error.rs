@@ -41,6 +41,9 @@ pub enum StoreError {
     #[error("poster {0} is not in the store")]
     UnknownPoster(String),
 
+    #[error("{0} is not in the store")]
+    NotFound(String),
+
     #[error(transparent)]
     InvalidPosterId(#[from] crate::poster::InvalidPosterId),
 

@@ -34,6 +34,7 @@ mod aggregates;
 mod error;
 mod features;
 mod handle;
+mod heads;
 mod read;
 mod reader;
 mod retention;
@@ -49,11 +50,12 @@ pub use aggregates::{Correction, DayCounts, LatencySummary, Totals};
 pub use error::StoreError;
 pub use features::PosterFeatures;
 pub use handle::{StoreHandle, StoreWriter};
+pub use heads::{HeadRow, HeadState, NewHead, ShadowDisagreement, ShadowSummary, KEEP_RETIRED};
 pub use reader::StoreReader;
 pub use types::{
     ClassificationRecord, Feedback, HistoryFilter, NewClassification, NewFeedback, NewPoster,
-    OutboxMessage, OutboxRow, PosterDetail, PosterInfo, Qos, RecordOutcome, RetentionReport,
-    WatchedState,
+    NewShadow, OutboxMessage, OutboxRow, PosterDetail, PosterInfo, Qos, RecordOutcome,
+    RetentionReport, WatchedState,
 };
 
 use error::Context;

@@ -121,7 +121,59 @@ ALTER TABLE feedback ADD COLUMN via TEXT NOT NULL DEFAULT 'dashboard'
 ALTER TABLE feedback ADD COLUMN kept INTEGER NOT NULL DEFAULT 0 CHECK (kept IN (0, 1));
 "#;
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
+/// Version 5: the learning loop's genre heads and the candidate's shadow
+/// scores.
+///
+/// - `heads.head` is the whole head as JSON (weights, standardisation,
+///   thresholds; ~0.5 MB for the shipped 19 x 1712), `sha256` its checksum.
+///   `origin`: `shipped` (registered from `models/` at start, by checksum),
+///   `retrain` (learned here) or `import` (learned on another device).
+/// - At most one `active` and one `candidate` (partial unique indexes): a
+///   promotion is one transaction that retires the old active head.
+/// - `metrics`: the head's figures on held-out corrections when it was made,
+///   beside its parent's on the same posters (JSON object).
+/// - `extra_genres`: genres an operator added (dashboard or config) that
+///   corrections may name; a retrain learns one once it has enough examples.
+/// - `shadow`: what a candidate said about each poster classified while it
+///   was candidate (never published), for the Model page's comparison.
+///   Cascades with the poster (retention) and with the head.
+const V5: &str = r#"
+CREATE TABLE heads (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent       INTEGER REFERENCES heads(id) ON DELETE SET NULL,
+    created_at   INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('active', 'candidate', 'retired')),
+    origin       TEXT NOT NULL CHECK (origin IN ('shipped', 'retrain', 'import')),
+    backbone     TEXT NOT NULL,
+    feature_dim  INTEGER NOT NULL CHECK (feature_dim > 0),
+    labels       TEXT NOT NULL,
+    corrections  INTEGER NOT NULL DEFAULT 0,
+    base_posters INTEGER NOT NULL DEFAULT 0,
+    metrics      TEXT NOT NULL DEFAULT '{}',
+    sha256       TEXT NOT NULL CHECK (length(sha256) = 64),
+    head         TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX heads_one_active ON heads (state) WHERE state = 'active';
+CREATE UNIQUE INDEX heads_one_candidate ON heads (state) WHERE state = 'candidate';
+
+CREATE TABLE shadow (
+    poster_id   TEXT NOT NULL REFERENCES posters(id) ON DELETE CASCADE,
+    head_id     INTEGER NOT NULL REFERENCES heads(id) ON DELETE CASCADE,
+    active_id   INTEGER,
+    scores      TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    active_tags TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (head_id, poster_id)
+) STRICT;
+
+CREATE TABLE extra_genres (
+    label       TEXT PRIMARY KEY NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+"#;
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)];
 
 /// Every migration, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

@@ -47,6 +47,7 @@ fn classification(at: i64) -> NewClassification {
         },
         latency_ms: 42.5,
         created_at_ms: at,
+        shadow: None,
     }
 }
 

@@ -33,6 +33,16 @@ pub struct NewClassification {
     pub prediction: Prediction,
     pub latency_ms: f64,
     pub created_at_ms: i64,
+    /// What a candidate head said about the same poster (never published).
+    pub shadow: Option<NewShadow>,
+}
+
+/// A candidate head's verdict on a poster, kept beside the active head's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewShadow {
+    pub head_id: i64,
+    pub active_id: Option<i64>,
+    pub prediction: Prediction,
 }
 
 /// MQTT delivery guarantee for an outbox message.

@@ -128,12 +128,39 @@ impl Store {
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     poster.id.as_str(),
-                    classification.model,
+                    // Features belong to the backbone, not to the head.
+                    backbone_of(&classification.model),
                     dim,
                     super::features::encode(features),
                 ])
             })
             .ctx("storing a poster's features")?;
+        }
+
+        if let Some(shadow) = &classification.shadow {
+            let scores = json("shadow scores", &shadow.prediction.genres)?;
+            let shadow_tags = json("shadow tags", &shadow.prediction.tags)?;
+            tx.prepare_cached(
+                "INSERT INTO shadow
+                   (poster_id, head_id, active_id, scores, tags, active_tags, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (head_id, poster_id) DO UPDATE
+                 SET active_id = excluded.active_id, scores = excluded.scores,
+                     tags = excluded.tags, active_tags = excluded.active_tags,
+                     created_at = excluded.created_at",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    poster.id.as_str(),
+                    shadow.head_id,
+                    shadow.active_id,
+                    scores,
+                    shadow_tags,
+                    tags,
+                    classification.created_at_ms,
+                ])
+            })
+            .ctx("storing a candidate head's shadow scores")?;
         }
 
         let mut outbox_seqs = Vec::with_capacity(outbox.len());
@@ -286,4 +313,9 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         created_at_ms: row.get(5)?,
         attempts: row.get(6)?,
     })
+}
+
+/// `efficientnet-lite0-int8` of `efficientnet-lite0-int8+head-7`.
+pub(crate) fn backbone_of(model: &str) -> &str {
+    model.split('+').next().unwrap_or(model)
 }

@@ -149,7 +149,9 @@ impl From<DataError> for ApiError {
             DataError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DataError::NotFound(_) => StatusCode::NOT_FOUND,
             DataError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            DataError::Store(StoreError::UnknownPoster(_)) => StatusCode::NOT_FOUND,
+            DataError::Store(StoreError::UnknownPoster(_) | StoreError::NotFound(_)) => {
+                StatusCode::NOT_FOUND
+            }
             DataError::Store(StoreError::InvalidPosterId(_)) => StatusCode::BAD_REQUEST,
             DataError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -35,7 +35,7 @@ async fn readyz(State(state): State<WebState>) -> Response {
     match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
         Ok(Ok(schema)) => Json(json!({
             "ready": true,
-            "model": state.model.name,
+            "model": state.model.get().name.clone(),
             "store_schema": schema,
             "broker_connected": state.publish.status().connected,
         }))

@@ -62,7 +62,9 @@ pub struct WebState {
     pub reader: StoreReader,
     /// Each stored classification, as it is committed.
     pub live: broadcast::Sender<PosterEvent>,
-    pub model: Arc<model_card::ModelCard>,
+    pub model: model_card::CardSlot,
+    /// Heads: retrain, compare, promote, roll back, export, import.
+    pub learning: crate::learning::Learning,
     pub reference: Option<Arc<ReferenceMix>>,
     pub config: Arc<DashboardConfig>,
     pub auth: auth::Auth,

@@ -2,8 +2,10 @@
 //! on held-out posters, and how fast it is on this board.
 
 use crate::model::head::GenreHead;
+use crate::model::live::HeadSlot;
 use crate::model::manifest::Manifest;
 use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -47,6 +49,11 @@ pub struct ModelCard {
     #[schema(value_type = Object)]
     pub provenance: serde_json::Value,
     pub built_with: Option<String>,
+    /// What `validation` was measured on: held-out posters of the labelled
+    /// set (the shipped head) or held-out corrections (a head learned here).
+    pub validation_split: Option<String>,
+    /// The active head's id in the store (`GET /api/v1/model/heads`).
+    pub head_id: Option<i64>,
 }
 
 impl ModelCard {
@@ -111,6 +118,8 @@ impl ModelCard {
             validation_precision,
             provenance: head.provenance.clone(),
             built_with: text(manifest.backbone.extra.get("built_with")),
+            validation_split: text(head.metrics.get("split")),
+            head_id: None,
         }
     }
 
@@ -122,5 +131,41 @@ impl ModelCard {
                 threshold: g.threshold,
             })
             .collect()
+    }
+}
+
+/// The card of whichever head is active now: rebuilt when a promotion or a
+/// rollback changes the active head, otherwise shared.
+#[derive(Clone)]
+pub struct CardSlot {
+    manifest: Arc<Manifest>,
+    variant: String,
+    heads: HeadSlot,
+    card: Arc<Mutex<Arc<ModelCard>>>,
+}
+
+impl CardSlot {
+    pub fn new(manifest: Manifest, variant: &str, heads: HeadSlot) -> Self {
+        let active = heads.active();
+        let mut card = ModelCard::new(&manifest, &active.head, variant, &active.name);
+        card.head_id = active.id;
+        Self {
+            manifest: Arc::new(manifest),
+            variant: variant.to_owned(),
+            heads,
+            card: Arc::new(Mutex::new(Arc::new(card))),
+        }
+    }
+
+    pub fn get(&self) -> Arc<ModelCard> {
+        let active = self.heads.active();
+        let mut card = self.card.lock().unwrap_or_else(PoisonError::into_inner);
+        if card.name != active.name || card.head_id != active.id {
+            let mut fresh =
+                ModelCard::new(&self.manifest, &active.head, &self.variant, &active.name);
+            fresh.head_id = active.id;
+            *card = Arc::new(fresh);
+        }
+        Arc::clone(&card)
     }
 }

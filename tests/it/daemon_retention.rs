@@ -37,6 +37,7 @@ fn old_sighting(store: &Store, seed: u8, days_ago: i64) -> i64 {
         },
         latency_ms: 1.0,
         created_at_ms: at,
+        shadow: None,
     };
     let message = OutboxMessage {
         topic: "marquee/ret/poster".into(),

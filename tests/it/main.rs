@@ -29,6 +29,7 @@ mod dashboard_api;
 mod dashboard_browser;
 mod feedback;
 mod hardening;
+mod learning;
 mod model;
 mod packaging;
 mod publish;

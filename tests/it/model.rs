@@ -21,7 +21,12 @@ fn nineteen_calibrated_scores_best_first_with_consistent_tags() {
         assert_eq!(p.top3, p.genres[..3].to_vec());
         let head = c.head();
         for g in &p.genres {
-            let model = head.genres.iter().find(|m| m.label == g.label).unwrap();
+            let model = head
+                .head
+                .genres
+                .iter()
+                .find(|m| m.label == g.label)
+                .unwrap();
             assert_eq!(
                 p.tags.contains(&g.label),
                 g.score >= model.threshold,

@@ -182,7 +182,7 @@ fn first_seen(messages: &[Message]) -> Vec<i64> {
         .collect()
 }
 
-fn schema(name: &str) -> jsonschema::Validator {
+pub(crate) fn schema(name: &str) -> jsonschema::Validator {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("schemas")
         .join(name);
@@ -191,7 +191,7 @@ fn schema(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&value).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn assert_valid(validator: &jsonschema::Validator, message: &Message) {
+pub(crate) fn assert_valid(validator: &jsonschema::Validator, message: &Message) {
     let instance = message.json();
     let errors: Vec<String> = validator
         .iter_errors(&instance)
@@ -328,15 +328,16 @@ async fn discovery_is_retained_and_announced_again_when_home_assistant_comes_onl
     // A first subscriber makes sure the broker has them all; a second one
     // then must get them from the retained store.
     let mut first = Subscriber::connect(broker.port(), &[filter]).await;
-    first.collect_until(WAIT, |m| m.len() >= 4).await;
+    first.collect_until(WAIT, |m| m.len() >= 5).await;
     let mut sub = Subscriber::connect(broker.port(), &[filter]).await;
-    let retained = sub.collect_until(WAIT, |m| m.len() >= 4).await;
+    let retained = sub.collect_until(WAIT, |m| m.len() >= 5).await;
     let mut topics: Vec<&str> = retained.iter().map(|m| m.topic.as_str()).collect();
     topics.sort_unstable();
     assert_eq!(
         topics,
         [
             "homeassistant/binary_sensor/ha/status/config",
+            "homeassistant/sensor/ha/genre_head/config",
             "homeassistant/sensor/ha/last_genres/config",
             "homeassistant/sensor/ha/outbox_backlog/config",
             "homeassistant/sensor/ha/posters_today/config",
@@ -360,10 +361,10 @@ async fn discovery_is_retained_and_announced_again_when_home_assistant_comes_onl
     // Home Assistant restarted (the MQTT inputs' connection hears it and
     // tells the publisher; daemon_mqtt checks that part): everything again.
     run.handle.announce_again();
-    let again = sub.collect_until(WAIT, |m| m.len() >= 4).await;
+    let again = sub.collect_until(WAIT, |m| m.len() >= 5).await;
     assert_eq!(
         again.len(),
-        4,
+        5,
         "re-announced: {:?}",
         again.iter().map(|m| &m.topic).collect::<Vec<_>>()
     );
@@ -658,6 +659,7 @@ async fn record(store: &StoreHandle, id: &str, topic: &str) {
         prediction,
         latency_ms: 1.0,
         created_at_ms: at,
+        shadow: None,
     };
     let message = OutboxMessage {
         topic: topic.into(),

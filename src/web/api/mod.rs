@@ -5,6 +5,7 @@
 
 mod analytics;
 pub mod cameras;
+mod heads;
 mod posters;
 mod status;
 
@@ -52,9 +53,13 @@ pub fn router(upload_limit: usize) -> OpenApiRouter<WebState> {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::feedback::MAX_IMPORT_BYTES,
         ));
+    let head_imports = OpenApiRouter::new().routes(routes!(heads::import)).layer(
+        axum::extract::DefaultBodyLimit::max(crate::learning::headfile::MAX_HEAD_FILE_BYTES),
+    );
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(uploads)
         .merge(imports)
+        .merge(head_imports)
         .routes(routes!(status::status))
         .routes(routes!(status::events))
         .routes(routes!(posters::history))
@@ -66,6 +71,18 @@ pub fn router(upload_limit: usize) -> OpenApiRouter<WebState> {
         .routes(routes!(analytics::poster_map))
         .routes(routes!(analytics::impact))
         .routes(routes!(status::model))
+        .routes(routes!(
+            heads::start_retrain,
+            heads::retrain_status,
+            heads::cancel_retrain
+        ))
+        .routes(routes!(heads::heads))
+        .routes(routes!(heads::model_state))
+        .routes(routes!(heads::compare))
+        .routes(routes!(heads::promote))
+        .routes(routes!(heads::discard))
+        .routes(routes!(heads::export))
+        .routes(routes!(heads::genres, heads::add_genre))
         .routes(routes!(cameras::cameras))
         .routes(routes!(cameras::capture))
 }

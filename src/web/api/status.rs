@@ -97,7 +97,7 @@ pub struct ModelView {
 pub(super) async fn model(State(state): State<WebState>) -> Result<Json<ModelView>, ApiError> {
     let latency = data::model_latency(&state).await?;
     Ok(Json(ModelView {
-        card: state.model.as_ref().clone(),
+        card: state.model.get().as_ref().clone(),
         latency,
     }))
 }

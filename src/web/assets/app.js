@@ -108,4 +108,97 @@
       if (broker) broker.className = s.broker === "connected" ? "ok" : "bad";
     });
   }
+
+  // Model page: retrain with progress, promote / roll back, import a head.
+  function api(method, url, body, type) {
+    var h = headers(type ? { "Content-Type": type } : {});
+    return fetch(url, { method: method, body: body, headers: h, credentials: "same-origin" })
+      .then(function (r) {
+        return r.text().then(function (t) {
+          var data = null;
+          try { data = t ? JSON.parse(t) : null; } catch (e) { data = { error: t }; }
+          return { ok: r.ok, status: r.status, data: data };
+        });
+      });
+  }
+  var retrain = document.getElementById("retrain");
+  var retrainCancel = document.getElementById("retrain-cancel");
+  var retrainStatus = document.getElementById("retrain-status");
+  var retrainProgress = document.getElementById("retrain-progress");
+  function showJob(j) {
+    if (!retrainStatus) return;
+    retrainStatus.dataset.state = j.state;
+    var running = j.state === "running";
+    if (retrain) retrain.disabled = running;
+    if (retrainCancel) retrainCancel.hidden = !running;
+    if (retrainProgress) {
+      retrainProgress.hidden = !running;
+      retrainProgress.max = Math.max(1, j.genres_total);
+      retrainProgress.value = j.genres_done;
+    }
+    if (running) retrainStatus.textContent = "Retraining: " + j.phase + " (" + j.genres_done + " of " + j.genres_total + " genres)…";
+    else if (j.state === "failed") retrainStatus.textContent = "Last retrain failed: " + (j.error || "unknown error");
+    else if (j.state === "cancelled") retrainStatus.textContent = "Last retrain was cancelled.";
+  }
+  function pollJob() {
+    api("GET", "/api/v1/model/retrain").then(function (r) {
+      if (!r.ok) return;
+      showJob(r.data);
+      if (r.data.state === "running") setTimeout(pollJob, 1000);
+      else if (r.data.state === "done") location.reload();
+    });
+  }
+  if (retrainStatus && retrainStatus.dataset.state === "running") pollJob();
+  if (retrain) retrain.addEventListener("click", function () {
+    retrain.disabled = true;
+    api("POST", "/api/v1/model/retrain").then(function (r) {
+      if (r.ok) { showJob(r.data); pollJob(); }
+      else { retrain.disabled = false; retrainStatus.textContent = (r.data && r.data.error) || ("HTTP " + r.status); }
+    });
+  });
+  if (retrainCancel) retrainCancel.addEventListener("click", function () {
+    api("DELETE", "/api/v1/model/retrain").then(pollJob);
+  });
+  var promoteResult = document.getElementById("promote-result");
+  document.querySelectorAll("button.promote").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var force = b.dataset.force === "1";
+      b.disabled = true;
+      api("POST", "/api/v1/model/heads/" + b.dataset.head + "/promote", JSON.stringify({ force: force }), "application/json")
+        .then(function (r) {
+          b.disabled = false;
+          if (r.ok) { location.reload(); return; }
+          if (promoteResult) { promoteResult.className = "bad"; promoteResult.textContent = (r.data && r.data.error) || ("HTTP " + r.status); }
+          if (r.status === 409) {
+            var forced = document.querySelector('button.promote[data-force="1"]');
+            if (forced) forced.hidden = false;
+          }
+        });
+    });
+  });
+  var discard = document.getElementById("discard-candidate");
+  if (discard) discard.addEventListener("click", function () {
+    api("POST", "/api/v1/model/candidate/discard").then(function () { location.reload(); });
+  });
+  var addGenre = document.getElementById("add-genre");
+  if (addGenre) addGenre.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var label = addGenre.querySelector("input[name=label]").value;
+    api("POST", "/api/v1/model/genres", JSON.stringify({ label: label }), "application/json").then(function (r) {
+      if (r.ok) { location.reload(); return; }
+      if (promoteResult) { promoteResult.className = "bad"; promoteResult.textContent = (r.data && r.data.error) || ("HTTP " + r.status); }
+    });
+  });
+  var headImport = document.getElementById("head-import");
+  if (headImport) headImport.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var file = headImport.querySelector("input[type=file]").files[0];
+    if (!file) return;
+    file.text().then(function (text) {
+      return api("POST", "/api/v1/model/heads/import", text, "application/json");
+    }).then(function (r) {
+      if (r.ok) { location.reload(); return; }
+      if (promoteResult) { promoteResult.className = "bad"; promoteResult.textContent = (r.data && r.data.error) || ("HTTP " + r.status); }
+    });
+  });
 })();

@@ -53,7 +53,7 @@ pub enum MapAnswer {
 }
 
 pub async fn poster_map(state: &WebState) -> Result<MapAnswer, DataError> {
-    let dim = state.model.feature_dim;
+    let dim = state.model.get().feature_dim;
     let count = state.reader.read(move |s| s.count_features(dim)).await?;
     if (count as usize) < map::MIN_POSTERS {
         return Ok(MapAnswer::TooFew {
@@ -91,7 +91,7 @@ pub async fn poster_map(state: &WebState) -> Result<MapAnswer, DataError> {
 }
 
 async fn compute_map(state: &WebState) -> Result<(MapView, u64), DataError> {
-    let dim = state.model.feature_dim;
+    let dim = state.model.get().feature_dim;
     let started = Instant::now();
     let latest = latest_all(state).await?;
     let (features, count) = state

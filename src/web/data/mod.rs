@@ -93,7 +93,7 @@ pub struct HistoryPage {
 }
 
 pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPage, DataError> {
-    let window = history_window(query, &state.model.labels)?;
+    let window = history_window(query, &state.model.get().labels)?;
     let w = window.clone();
     let (items, total, sources) = state
         .reader
@@ -120,7 +120,7 @@ pub async fn history(state: &WebState, query: HistoryQuery) -> Result<HistoryPag
         page,
         pages,
         per_page,
-        genres: state.model.labels.clone(),
+        genres: state.model.get().labels.clone(),
         sources,
         query,
     })
@@ -256,7 +256,7 @@ pub async fn poster(state: &WebState, id: PosterId) -> Result<PosterView, DataEr
     Ok(PosterView {
         detail,
         feedback,
-        thresholds: state.model.thresholds(),
+        thresholds: state.model.get().thresholds(),
     })
 }
 
@@ -301,14 +301,26 @@ pub async fn add_feedback(
         kept: request.kept,
         by: request.by,
     };
-    let stored = feedback::record(&state.store, &state.model.labels, correction, via).await;
+    let stored = feedback::record(
+        &state.store,
+        &state.learning.known_genres(),
+        correction,
+        via,
+    )
+    .await;
     state.uploads.metrics.feedback(via.as_str(), stored.is_ok());
     Ok(stored?)
 }
 
 /// A bulk import (`id,Genre|Genre[,by]` rows, or `id,kept`).
 pub async fn import_feedback(state: &WebState, text: &str) -> Result<ImportReport, DataError> {
-    let report = feedback::import(&state.store, &state.model.labels, text, Via::Import).await?;
+    let report = feedback::import(
+        &state.store,
+        &state.learning.known_genres(),
+        text,
+        Via::Import,
+    )
+    .await?;
     state.uploads.metrics.feedback_many(
         Via::Import.as_str(),
         report.imported,
@@ -325,7 +337,7 @@ pub async fn insights(state: &WebState) -> Result<Insights, DataError> {
         .read(move |s| Ok((s.counts_by_day(since)?, s.local_midnight_ms()?)))
         .await?;
     Ok(insights::compute(
-        &state.model.labels,
+        &state.model.get().labels,
         &latest,
         &days,
         state.reference.as_deref(),
@@ -335,7 +347,7 @@ pub async fn insights(state: &WebState) -> Result<Insights, DataError> {
 
 pub async fn accuracy(state: &WebState) -> Result<Accuracy, DataError> {
     let corrections = state.reader.read(|s| s.corrections()).await?;
-    Ok(accuracy::compute(&state.model.labels, &corrections))
+    Ok(accuracy::compute(&state.model.get().labels, &corrections))
 }
 
 /// `GET /api/v1/impact` and `/impact` inputs; unset ones come from `[dashboard]`.
@@ -393,7 +405,7 @@ pub async fn impact(state: &WebState, query: ImpactQuery) -> Result<ImpactView, 
             inputs,
             &latest,
             &corrections,
-            state.model.validation_precision,
+            state.model.get().validation_precision,
         ),
         currency: config.currency.clone(),
         measured_posters_per_year: measured,
@@ -436,7 +448,7 @@ pub async fn status(state: &WebState) -> Result<Status, DataError> {
     let queue = &state.uploads.queue;
     Ok(Status {
         device_id: state.device_id.to_string(),
-        model: state.model.name.clone(),
+        model: state.model.get().name.clone(),
         broker_connected: publish.connected,
         broker_error: if publish.connected {
             None
@@ -469,7 +481,7 @@ pub async fn latest(state: &WebState, n: usize) -> Result<Vec<ClassificationReco
 
 /// Latency of the newest 1000 classifications by the running model.
 pub async fn model_latency(state: &WebState) -> Result<crate::store::LatencySummary, DataError> {
-    let name = state.model.name.clone();
+    let name = state.model.get().name.clone();
     Ok(state
         .reader
         .read(move |s| s.latency_summary(&name, 1000))

@@ -4,6 +4,7 @@
 
 mod accuracy;
 mod cameras;
+mod heads;
 mod history;
 mod impact;
 mod insights;

@@ -12,8 +12,12 @@ pub(super) async fn model(
     State(state): State<WebState>,
     Extension(access): Extension<Access>,
 ) -> Response {
-    let m = &state.model;
+    let m = state.model.get();
     let latency = data::model_latency(&state).await.unwrap_or_default();
+    let heads = state.learning.list().await.unwrap_or_default();
+    let compare = state.learning.comparison().await.unwrap_or_default();
+    let job = state.learning.retrain_status();
+    let genres = state.learning.genre_progress().await.unwrap_or_default();
     let metric = |key: &str| m.validation.get(key).and_then(serde_json::Value::as_f64);
     let base = |key: &str| m.baseline.get(key).and_then(serde_json::Value::as_f64);
     let body = html! {
@@ -43,7 +47,7 @@ pub(super) async fn model(
                     }
                     p.muted { "Decode, resize, backbone and head, per poster, newest 1000." }
                 }
-                h2 { "Validation (held-out posters)" }
+                h2 { "Validation (" (m.validation_split.as_deref().unwrap_or("held-out posters")) ")" }
                 table {
                     tr { th {} th.n { "Model" } th.n { "Drama+Comedy baseline" } }
                     @for (label, key) in [("Micro F1", "micro_f1"), ("Macro F1", "macro_f1"), ("Mean ROC-AUC", "mean_roc_auc"), ("Best genre right (hit@1)", "hit_at_1"), ("Right in top 3 (hit@3)", "hit_at_3"), ("Five-genre accuracy", "five_genre_accuracy")] {
@@ -53,6 +57,7 @@ pub(super) async fn model(
                 @if let Some(n) = m.validation_posters { p.muted { (n) " held-out posters." } }
             }
         }
+        (super::heads::learning(&access, &heads, &m.name, &job, compare.as_ref(), &genres))
         div.card.scroll {
             h2 { "Genres" }
             table {

@@ -88,7 +88,7 @@ fn poster_page(
                     form method="post" action={ "/posters/" (id) } id="feedback" {
                         @if let Some(csrf) = access.csrf() { input type="hidden" name="csrf" value=(csrf); }
                         div.checks {
-                            @for g in &state.model.labels {
+                            @for g in state.learning.known_genres().iter() {
                                 label { input type="checkbox" name="genre" value=(g) checked[current.contains(g)]; " " (g) }
                             }
                         }

@@ -64,7 +64,7 @@ pub(super) fn result_fragment(
 ) -> Markup {
     match result {
         Ok(event) => {
-            let thresholds = state.model.thresholds();
+            let thresholds = state.model.get().thresholds();
             html! {
                 div.card id="tag-result" {
                     div.poster {
