@@ -205,14 +205,13 @@ impl Learning {
         };
         let retrained = retrain::retrain(
             &parent.head,
-            &corrections,
-            base.as_ref(),
+            corrections,
+            base,
             &extra,
             &cfg,
             &inner.job.cancel,
             &inner.job.done,
         );
-        drop(base);
         let retrained = match retrained {
             Ok(r) => r,
             Err(RetrainError::Fit(crate::model::training::TrainError::Cancelled)) => {

@@ -37,7 +37,7 @@ pub struct RetrainConfig {
 impl Default for RetrainConfig {
     fn default() -> Self {
         Self {
-            correction_weight: 2,
+            correction_weight: 1,
             max_iterations: 30,
             max_base_posters: 4000,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -110,10 +110,12 @@ pub fn part_of(poster_id: &str) -> Split {
 /// hashes, not the labelled set's ids.
 const LEARNING_SEED: u64 = 11;
 
+/// Takes the corrections and the base posters by value: their features
+/// move into the fit instead of being copied (memory).
 pub fn retrain(
     parent: &GenreHead,
-    corrections: &[CorrectedPoster],
-    base: Option<&BaseSet>,
+    corrections: Vec<CorrectedPoster>,
+    base: Option<BaseSet>,
     extra_genres: &[String],
     cfg: &RetrainConfig,
     cancel: &AtomicBool,
@@ -123,7 +125,8 @@ pub fn retrain(
     if corrections.len() < MIN_CORRECTIONS {
         return Err(RetrainError::TooFew(corrections.len()));
     }
-    let (labels, postponed) = learnable_labels(parent, corrections, extra_genres, base.is_some());
+    let (labels, postponed) = learnable_labels(parent, &corrections, extra_genres, base.is_some());
+    let total_corrections = corrections.len();
     let truth_of =
         |genres: &[String]| -> Vec<bool> { labels.iter().map(|l| genres.contains(l)).collect() };
     let mut train = (Vec::new(), Vec::new());
@@ -131,21 +134,23 @@ pub fn retrain(
     let mut held = Vec::new();
     let mut held_genres = Vec::new();
     for (id, genres, features) in corrections {
-        let truth = truth_of(genres);
-        match part_of(id) {
+        let truth = truth_of(&genres);
+        match part_of(&id) {
             Split::Train => {
-                for _ in 0..cfg.correction_weight.max(1) {
+                for _ in 1..cfg.correction_weight.max(1) {
                     train.0.push(features.clone());
                     train.1.push(truth.clone());
                 }
+                train.0.push(features);
+                train.1.push(truth);
             }
             Split::Calibration => {
-                cal.0.push(features.clone());
+                cal.0.push(features);
                 cal.1.push(truth);
             }
             Split::Validation => {
-                held.push(features.clone());
-                held_genres.push(genres.clone());
+                held.push(features);
+                held_genres.push(genres);
             }
         }
     }
@@ -170,18 +175,30 @@ pub fn retrain(
             train.1.push(map(t));
             base_posters += 1;
         }
-        let want = cal.0.len().max(100);
-        let step = base.calibration.len().div_ceil(want).max(1);
-        for (f, t) in base.calibration.iter().step_by(step) {
-            cal.0.push(f.clone());
-            cal.1.push(map(t));
+        // Every shipped calibration poster kept: the thresholds must still
+        // suit the shipped kind of poster, not only the operator's.
+        for (f, t) in base.calibration {
+            cal.0.push(f);
+            cal.1.push(map(&t));
             base_posters += 1;
         }
     }
+    // The L2 strength was tuned for the shipped fit's summed loss over its
+    // training rows; on fewer rows the same alpha would shrink the weights
+    // (and lose ranking, AUC) far more. Keep the same ratio.
+    let (reference_rows, reference_alpha) = reference_fit(parent);
+    let alpha = match reference_rows {
+        Some(n) if n > 0 => reference_alpha * train.0.len() as f64 / n as f64,
+        _ => reference_alpha,
+    };
     let train_cfg = TrainConfig {
+        alpha,
         max_iterations: cfg.max_iterations,
         threads: cfg.threads,
-        ..TrainConfig::default()
+        // No replicated positives: each fitting thread then works on the
+        // shared matrix instead of a copy (memory), and Platt and the
+        // thresholds refitted on calibration absorb the class balance.
+        max_positive_weight: 1,
     };
     let control = FitControl {
         warm: Some(parent),
@@ -209,8 +226,10 @@ pub fn retrain(
                    (linfa-logistic) on corrections (weighted) plus the shipped training \
                    posters kept in models/; Platt and thresholds refitted on calibration \
                    corrections plus as many shipped calibration posters",
-        "corrections": {"train": trained_corrections, "calibration": corrections.len() - trained_corrections - held.len(), "held_out": held.len()},
+        "corrections": {"train": trained_corrections, "calibration": total_corrections - trained_corrections - held.len(), "held_out": held.len()},
         "base_posters": base_posters,
+        "reference_train_rows": reference_rows,
+        "reference_alpha": reference_alpha,
         "learned_genres": labels.iter().filter(|l| !parent.labels().contains(l)).collect::<Vec<_>>(),
         "postponed_genres": postponed,
         "config": cfg,
@@ -227,11 +246,27 @@ pub fn retrain(
     });
     Ok(Retrained {
         head,
-        corrections: corrections.len(),
+        corrections: total_corrections,
         base_posters,
         comparison,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The shipped fit's training rows and alpha (from the shipped head's
+/// provenance, carried along by every head retrained from it).
+fn reference_fit(head: &GenreHead) -> (Option<u64>, f64) {
+    let p = &head.provenance;
+    let rows = p
+        .get("reference_train_rows")
+        .and_then(serde_json::Value::as_u64)
+        .or_else(|| p.get("split")?.get("train")?.as_u64());
+    let alpha = p
+        .get("reference_alpha")
+        .and_then(serde_json::Value::as_f64)
+        .or_else(|| p.get("config")?.get("alpha")?.as_f64())
+        .unwrap_or(TrainConfig::default().alpha);
+    (rows, alpha)
 }
 
 /// The parent's genres, then each added genre that can be learned now:
@@ -373,8 +408,8 @@ mod tests {
             .collect();
         let out = retrain(
             &parent,
-            &corrections,
-            Some(&base),
+            corrections.clone(),
+            Some(base.clone()),
             &["C".to_string()],
             &RetrainConfig {
                 threads: 1,
@@ -394,8 +429,8 @@ mod tests {
         // Cancelled before it starts: no head.
         let err = retrain(
             &parent,
-            &corrections,
-            Some(&base),
+            corrections,
+            Some(base),
             &[],
             &RetrainConfig::default(),
             &AtomicBool::new(true),
@@ -422,7 +457,7 @@ mod tests {
         };
         let err = retrain(
             &head,
-            &[],
+            Vec::new(),
             None,
             &[],
             &RetrainConfig::default(),

@@ -255,7 +255,12 @@ fn fit_genre(
     for _ in 1..weight {
         rows.extend_from_slice(&pos);
     }
-    let x = x_train.select(ndarray::Axis(0), &rows);
+    // Weighted: a copy with the positives repeated. Unweighted: the shared
+    // matrix itself, so a fitting thread holds no copy of it.
+    let weighted = (weight > 1).then(|| x_train.select(ndarray::Axis(0), &rows));
+    let x = weighted
+        .as_ref()
+        .map_or_else(|| x_train.view(), |x| x.view());
     let y: Array1<bool> = rows.iter().map(|&i| y_train[i]).collect();
     let mut solver = LogisticRegression::default()
         .alpha(cfg.alpha)
@@ -276,8 +281,9 @@ fn fit_genre(
         solver = solver.initial_params(init);
     }
     let model = solver
-        .fit(&Dataset::new(x, y))
+        .fit(&linfa::DatasetBase::new(x, y))
         .map_err(|e| TrainError::Fit(label.to_string(), e.to_string()))?;
+    drop(weighted);
     let (w, b) = oriented(&model);
     let logits: Array1<f64> = x_cal.dot(&w) + b;
     let (platt_a, platt_b) = platt(label, &logits, y_cal)?;

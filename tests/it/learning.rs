@@ -521,6 +521,9 @@ async fn the_model_page_retrains_compares_promotes_and_rolls_back_in_a_browser()
     browser.goto(&format!("{base}/model")).await;
     assert!(browser.text("#compare h2").await.contains("Candidate"));
     assert_eq!(browser.text("#shadow-posters").await, "1");
+    browser
+        .script("document.getElementById('compare').scrollIntoView()")
+        .await;
     browser.screenshot(&shots.join("model-compare.png")).await;
 
     browser
@@ -591,4 +594,50 @@ async fn the_model_page_retrains_compares_promotes_and_rolls_back_in_a_browser()
         .await;
     browser.quit().await;
     daemon.stop().await;
+}
+
+/// `[learning] retrain_after = N`: a retrain starts by itself once N
+/// posters are corrected, and makes a candidate (never an active head).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enough_new_corrections_start_a_retrain_by_themselves() {
+    const AFTER: u32 = 12;
+    let daemon = Fixture::start("learn-auto", crate::common::closed_port_url(), |cfg| {
+        cfg.learning.retrain_after = AFTER;
+        cfg.learning.threads = 1;
+    })
+    .await;
+    let mut csv = String::from("id,genres\n");
+    for i in 0..AFTER {
+        let event = upload(daemon.addr, &drawn_poster_jpeg(7000 + i, 240, 360)).await;
+        csv.push_str(&format!("{},Drama\n", event["id"].as_str().unwrap()));
+    }
+    let imported = post(
+        daemon.addr,
+        "/api/v1/feedback/import",
+        csv.as_bytes(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.text());
+    // Counted every 30 s, then the retrain itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + RETRAIN_WAIT;
+    let status = loop {
+        let status = get_json(daemon.addr, "/api/v1/model/retrain").await;
+        if status["state"] == "done" || status["state"] == "failed" {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no automatic retrain: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["trigger"], "auto");
+    let state = get_json(daemon.addr, "/api/v1/model/state").await;
+    assert_eq!(state["candidate"]["id"], status["head_id"], "{state}");
+    assert_eq!(
+        state["active"]["origin"], "shipped",
+        "never promoted by itself"
+    );
 }

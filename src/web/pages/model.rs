@@ -22,6 +22,7 @@ pub(super) async fn model(
     let base = |key: &str| m.baseline.get(key).and_then(serde_json::Value::as_f64);
     let body = html! {
         h1 { "Model card" }
+        (super::heads::learning(&access, &heads, &m.name, &job, compare.as_ref(), &genres))
         div.two {
             div.card {
                 h2 { "What runs" }
@@ -57,7 +58,6 @@ pub(super) async fn model(
                 @if let Some(n) = m.validation_posters { p.muted { (n) " held-out posters." } }
             }
         }
-        (super::heads::learning(&access, &heads, &m.name, &job, compare.as_ref(), &genres))
         div.card.scroll {
             h2 { "Genres" }
             table {
