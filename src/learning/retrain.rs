@@ -37,7 +37,7 @@ pub struct RetrainConfig {
 impl Default for RetrainConfig {
     fn default() -> Self {
         Self {
-            correction_weight: 1,
+            correction_weight: 2,
             max_iterations: 30,
             max_base_posters: 4000,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
