@@ -226,19 +226,10 @@ impl Classifier {
     pub fn classify_image_with_features(
         &self,
         image: &image::RgbImage,
-        mut times: StageTimes,
+        times: StageTimes,
     ) -> Result<(Prediction, Vec<f32>, StageTimes), ClassifyError> {
-        let t = Instant::now();
-        let resized = vision::resize(image, &self.norm);
-        let tensor = vision::to_tensor(&resized, &self.norm);
-        times.resize = t.elapsed();
-        let t = Instant::now();
-        let features = self.backbone.features(tensor)?;
-        times.backbone = t.elapsed();
-        let t = Instant::now();
-        let prediction = predict(&self.heads.active().head, &features);
-        times.head = t.elapsed();
-        Ok((prediction, features, times))
+        self.classify_live(image, times)
+            .map(|live| (live.prediction, live.features, live.times))
     }
 
     /// The daemon's path: the active head's prediction and name, and the

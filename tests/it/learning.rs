@@ -37,6 +37,18 @@ async fn get_json(addr: std::net::SocketAddr, path: &str) -> Value {
     reply.json()
 }
 
+/// Upload `count` drawn posters from `first_seed` and correct them all
+/// to `genres` (`A|B`) with one CSV import.
+async fn corrected_posters(addr: std::net::SocketAddr, first_seed: u32, count: u32, genres: &str) {
+    let mut csv = String::from("id,genres\n");
+    for i in 0..count {
+        let event = upload(addr, &drawn_poster_jpeg(first_seed + i, 240, 360)).await;
+        csv.push_str(&format!("{},{genres}\n", event["id"].as_str().unwrap()));
+    }
+    let imported = post(addr, "/api/v1/feedback/import", csv.as_bytes(), "text/csv").await;
+    assert_eq!(imported.status, 200, "{}", imported.text());
+}
+
 fn tags(event: &Value) -> Vec<String> {
     serde_json::from_value(event["tags"].clone()).unwrap()
 }
@@ -372,22 +384,7 @@ async fn corrections_teach_a_candidate_that_is_shadowed_promoted_and_rolled_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_retrains_lists_exports_and_imports_on_a_store() {
     let mut daemon = Fixture::start("learn-cli", crate::common::closed_port_url(), |_| {}).await;
-    let mut csv = String::from("id,genres\n");
-    for i in 0..CORRECTED {
-        let event = upload(daemon.addr, &drawn_poster_jpeg(3000 + i, 240, 360)).await;
-        csv.push_str(&format!(
-            "{},Comedy|Romance\n",
-            event["id"].as_str().unwrap()
-        ));
-    }
-    let imported = post(
-        daemon.addr,
-        "/api/v1/feedback/import",
-        csv.as_bytes(),
-        "text/csv",
-    )
-    .await;
-    assert_eq!(imported.status, 200, "{}", imported.text());
+    corrected_posters(daemon.addr, 3000, CORRECTED, "Comedy|Romance").await;
     daemon.stop().await;
     let db = daemon.db.to_str().unwrap().to_owned();
 
@@ -475,22 +472,7 @@ async fn the_model_page_retrains_compares_promotes_and_rolls_back_in_a_browser()
         cfg.learning.threads = 2;
     })
     .await;
-    let mut csv = String::from("id,genres\n");
-    for i in 0..CORRECTED {
-        let event = upload(daemon.addr, &drawn_poster_jpeg(5000 + i, 240, 360)).await;
-        csv.push_str(&format!(
-            "{},Horror|Mystery\n",
-            event["id"].as_str().unwrap()
-        ));
-    }
-    let imported = post(
-        daemon.addr,
-        "/api/v1/feedback/import",
-        csv.as_bytes(),
-        "text/csv",
-    )
-    .await;
-    assert_eq!(imported.status, 200, "{}", imported.text());
+    corrected_posters(daemon.addr, 5000, CORRECTED, "Horror|Mystery").await;
 
     let shots = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -606,19 +588,7 @@ async fn enough_new_corrections_start_a_retrain_by_themselves() {
         cfg.learning.threads = 1;
     })
     .await;
-    let mut csv = String::from("id,genres\n");
-    for i in 0..AFTER {
-        let event = upload(daemon.addr, &drawn_poster_jpeg(7000 + i, 240, 360)).await;
-        csv.push_str(&format!("{},Drama\n", event["id"].as_str().unwrap()));
-    }
-    let imported = post(
-        daemon.addr,
-        "/api/v1/feedback/import",
-        csv.as_bytes(),
-        "text/csv",
-    )
-    .await;
-    assert_eq!(imported.status, 200, "{}", imported.text());
+    corrected_posters(daemon.addr, 7000, AFTER, "Drama").await;
     // Counted every 30 s, then the retrain itself.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + RETRAIN_WAIT;
     let status = loop {
