@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use utoipa::ToSchema;
 
 use crate::model::head::GenreHead;
-use crate::model::live::{GenreList, HeadSet, HeadSlot, LiveHead};
+use crate::model::live::{GenreList, HeadSlot, LiveHead};
 use crate::model::manifest::{read_verified, sha256_hex, Manifest};
 use crate::offline::dataset::Split;
 use crate::publish::PublishHandle;
@@ -140,25 +140,11 @@ impl Learning {
         learning
             .0
             .store
-            .call(move |s| {
-                let now = crate::poster::now_ms();
-                for g in &extra {
-                    s.add_extra_genre(g, now)?;
-                }
-                Ok(())
-            })
+            .call(move |s| add_genres(s, &extra))
             .await?;
         learning.restore().await?;
         learning.refresh_genres().await?;
         Ok(learning)
-    }
-
-    pub fn backbone(&self) -> &Backbone {
-        &self.0.backbone
-    }
-
-    pub fn heads(&self) -> HeadSet {
-        self.0.heads.get()
     }
 
     async fn restore(&self) -> Result<(), LearningError> {
@@ -453,16 +439,7 @@ impl Learning {
         for g in &added {
             genres::check_name(g).map_err(LearningError::BadGenre)?;
         }
-        self.0
-            .store
-            .call(move |s| {
-                let now = crate::poster::now_ms();
-                for g in &added {
-                    s.add_extra_genre(g, now)?;
-                }
-                Ok(())
-            })
-            .await?;
+        self.0.store.call(move |s| add_genres(s, &added)).await?;
         self.refresh_genres().await?;
         let metrics = serde_json::json!({
             "imported_from": file.exported_from,
@@ -501,6 +478,15 @@ impl Learning {
         self.announce().await;
         Ok(row)
     }
+}
+
+/// Register added genres (the config's, an imported head's) in one job.
+fn add_genres(store: &crate::store::Store, genres: &[String]) -> Result<(), StoreError> {
+    let now = crate::poster::now_ms();
+    for g in genres {
+        store.add_extra_genre(g, now)?;
+    }
+    Ok(())
 }
 
 /// Fewer held-out corrections than this: the comparison is shown with a
