@@ -26,6 +26,11 @@ pub struct RetrainConfig {
     /// Each training correction counts this many times against one shipped
     /// poster: the operator's own posters are what the retrain is for.
     pub correction_weight: usize,
+    /// Each calibration correction counts this many times against one
+    /// shipped calibration poster when Platt and the thresholds are refitted:
+    /// the thresholds should suit the operator's posters first, while the
+    /// shipped calibration posters keep them sane for the rest.
+    pub calibration_weight: usize,
     /// Iterations per genre from the warm start (the shipped fit's 100 start
     /// from zero).
     pub max_iterations: u64,
@@ -38,6 +43,7 @@ impl Default for RetrainConfig {
     fn default() -> Self {
         Self {
             correction_weight: 2,
+            calibration_weight: 3,
             max_iterations: 30,
             max_base_posters: 4000,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -145,6 +151,10 @@ pub fn retrain(
                 train.1.push(truth);
             }
             Split::Calibration => {
+                for _ in 1..cfg.calibration_weight.max(1) {
+                    cal.0.push(features.clone());
+                    cal.1.push(truth.clone());
+                }
                 cal.0.push(features);
                 cal.1.push(truth);
             }
@@ -225,7 +235,7 @@ pub fn retrain(
         "method": "warm start from the active head; per-genre L2 logistic regression \
                    (linfa-logistic) on corrections (weighted) plus the shipped training \
                    posters kept in models/; Platt and thresholds refitted on calibration \
-                   corrections plus as many shipped calibration posters",
+                   corrections (weighted) plus the shipped calibration posters",
         "corrections": {"train": trained_corrections, "calibration": total_corrections - trained_corrections - held.len(), "held_out": held.len()},
         "base_posters": base_posters,
         "reference_train_rows": reference_rows,
