@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "posters"))
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "marquee"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--backend", choices=["tract", "onnxruntime", "auto"], default=None,
+                    help="[inference] backend (onnxruntime needs a build with --features onnxruntime)")
+    ap.add_argument("--onnxruntime-library", default=None, help="libonnxruntime.so for --backend onnxruntime/auto")
     a = ap.parse_args()
     images = Path(a.images)
     if not images.is_dir():
@@ -52,6 +55,10 @@ def main():
     ready = tmp / "ready"
     env = dict(os.environ, MARQUEE__DEVICE_ID="bench", MARQUEE__MQTT__URL=f"mqtt://127.0.0.1:{port}",
                MARQUEE__HTTP__MAX_UPLOAD_BYTES="20971520", RUST_LOG="warn")
+    if a.backend:
+        env["MARQUEE__INFERENCE__BACKEND"] = a.backend
+    if a.onnxruntime_library:
+        env["MARQUEE__INFERENCE__ONNXRUNTIME_LIBRARY"] = a.onnxruntime_library
     t0 = time.time()
     daemon = subprocess.Popen([a.binary, "serve", "--listen", "127.0.0.1:0", "--db", str(tmp / "bench.db"),
                                "--ready-file", str(ready)], env=env, cwd=ROOT)

@@ -56,7 +56,10 @@ case "$profile" in
 esac
 
 if [ "$build" = 1 ]; then
-  (cd "$here" && cargo build --locked --profile "$profile" --target "$target")
+  # With the onnxruntime runtime: it opens libonnxruntime.so only when the
+  # config asks for it (backend = "auto"/"onnxruntime"), so the package runs
+  # as tract-only where the board has no onnxruntime (docs/onnxruntime.md).
+  (cd "$here" && cargo build --locked --profile "$profile" --target "$target" --features onnxruntime)
 fi
 if [ -z "$binary" ]; then
   binary="$here/target/$target/$profile_dir/marquee"

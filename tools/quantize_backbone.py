@@ -482,7 +482,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cache", dest="cache", action="store_const", const=None)
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--no-manifest", action="store_true")
+    ap.add_argument("--variant", default=None,
+                    help="manifest variant this file is recorded as (default: int8 for the default output "
+                         "file; the all-QLinearConv file onnxruntime runs is int8-full)")
+    ap.add_argument("--runtime", choices=["tract", "onnxruntime"], default=None,
+                    help="record the variant as the one this runtime runs best (manifest runtime_variants)")
     args = ap.parse_args(argv)
+    if args.variant is None and args.out.resolve() == common.INT8_ONNX.resolve():
+        args.variant = "int8"
 
     try:
         calib = common.poster_ids(args.calib_step, 0)
@@ -509,7 +516,7 @@ def main(argv=None) -> int:
               f"p05 {report['cosine_p05']:.4f}, min {report['cosine_min']:.4f}; "
               f"ImageNet top-1 agreement {report['imagenet_top1_agreement']:.2f}")
 
-    if not args.no_manifest and args.out.resolve() == common.INT8_ONNX.resolve():
+    if not args.no_manifest and args.variant:
         desc = (qb.describe() + f"; activation ranges calibrated with onnxruntime on {len(calib)} posters "
                 f"(every {args.calib_step}th row of posters.csv, {common.resize_text(*common.input_hw(args.f32))}), "
                 + ("mean of per-poster 0.01/99.99 percentiles; ReLU6 outputs [0, min(6, max)]"
@@ -524,11 +531,17 @@ def main(argv=None) -> int:
             if report:
                 entry["vs_f32"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
             else:   # --no-eval: keep the figures only if they were measured on this very file
-                old = doc["variants"].get("int8", {})
+                old = doc["variants"].get(args.variant, {})
                 if old.get("sha256") == entry["sha256"] and "vs_f32" in old:
                     entry["vs_f32"] = old["vs_f32"]
-            doc["variants"]["int8"] = entry
+            if args.form == "full":
+                # tract 0.23.9 cannot run this graph: its QLinearConv lowering overflows
+                # (a panic in a debug build, wrapped arithmetic in a release one).
+                entry["runtimes"] = ["onnxruntime"]
+            doc["variants"][args.variant] = entry
             doc.setdefault("default_variant", "int8")
+            if args.runtime:
+                doc.setdefault("runtime_variants", {})[args.runtime] = args.variant
         common.update_manifest(upd)
         print(f"updated {common.MANIFEST}")
     return 0

@@ -98,13 +98,27 @@ pub async fn start(
         .clone()
         .unwrap_or_else(default_model_dir);
     let variant = cfg.inference.variant.map(|v| v.as_str());
+    let mut runtime = cfg.inference.runtime_options();
+    runtime.cache_dir = cfg.store.path.parent().map(|p| p.join("tensorrt-cache"));
+    let named = runtime.library_named();
     let classifier = {
         let dir = model_dir.clone();
-        tokio::task::spawn_blocking(move || Classifier::load(&dir, variant))
+        tokio::task::spawn_blocking(move || Classifier::load_with(&dir, variant, &runtime))
             .await
             .context("the model loader panicked")?
             .with_context(|| format!("loading the model from {}", model_dir.display()))?
     };
+    match classifier.fallback() {
+        Some(why) if named => tracing::warn!("{why}"),
+        Some(why) => tracing::info!("{why}"),
+        None => {}
+    }
+    tracing::info!(
+        model = %classifier.base_name(),
+        runtime = classifier.runtime().as_str(),
+        "backbone on {}",
+        classifier.runtime_about()
+    );
 
     let store_path = cfg.store.path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
@@ -346,8 +360,12 @@ fn web_state(
         .get("reference")
         .unwrap_or(&head.head.metrics);
     let reference = crate::analytics::insights::ReferenceMix::from_head_metrics(metrics);
-    let card =
-        web::model_card::CardSlot::new(manifest, classifier.variant(), classifier.heads().clone());
+    let card = web::model_card::CardSlot::new(
+        manifest,
+        classifier.variant(),
+        web::model_card::CardRuntime::of(classifier),
+        classifier.heads().clone(),
+    );
     if reference.is_none() {
         warn!("the genre head carries no validation mix: the drift check is off");
     }

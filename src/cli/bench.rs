@@ -2,7 +2,6 @@
 //!
 //! A benchmark, not a test: it prints figures and asserts nothing.
 
-use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +9,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::ModelArgs;
-use crate::model::{manifest::Manifest, Classifier, StageTimes};
+use crate::model::backbone::{BackboneError, RuntimeChoice, RuntimeKind, RuntimeOptions};
+use crate::model::{manifest::Manifest, Classifier, ModelError, StageTimes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,6 +37,10 @@ struct StageStats {
 
 #[derive(Debug, Serialize)]
 struct VariantReport {
+    variant: String,
+    runtime: RuntimeKind,
+    /// The runtime as loaded (library version, providers).
+    runtime_about: String,
     decode: StageStats,
     resize: StageStats,
     backbone: StageStats,
@@ -55,9 +59,26 @@ struct Report {
     source: String,
     posters: usize,
     threads: usize,
+    /// `int8` (tract), `int8-full@onnxruntime`, ...
     variants: BTreeMap<String, VariantReport>,
     int8_backbone_speedup: Option<f64>,
+    /// Runtimes that could not be timed, and why.
+    skipped: BTreeMap<String, String>,
+    /// The same file on both runtimes, and each run against tract f32.
+    agreement: Vec<super::bench_agreement::Agreement>,
+    recommendation: Option<Recommendation>,
 }
+
+#[derive(Debug, Serialize)]
+struct Recommendation {
+    backend: RuntimeKind,
+    variant: String,
+    why: String,
+}
+
+/// A variant's features may stand in for f32's when they agree this well
+/// (mean cosine over the manifest's held-out posters).
+const MIN_COSINE_VS_F32: f64 = 0.99;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = args.model.dir();
@@ -70,6 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(v) => vec![v.clone()],
         None => manifest.variants.keys().cloned().collect(),
     };
+    let runtimes: Vec<RuntimeChoice> = match args.model.backend {
+        Some(b) => vec![b],
+        None => vec![RuntimeChoice::Tract, RuntimeChoice::Onnxruntime],
+    };
     let mut report = Report {
         machine: cpu_model(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -78,25 +103,114 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         threads,
         variants: BTreeMap::new(),
         int8_backbone_speedup: None,
+        skipped: BTreeMap::new(),
+        agreement: Vec::new(),
+        recommendation: None,
     };
-    for variant in &variants {
-        eprintln!("timing {variant} on {} posters...", inputs.len());
-        let classifier = Classifier::load(&dir, Some(variant))
-            .with_context(|| format!("loading variant {variant}"))?;
-        report.variants.insert(
-            variant.clone(),
-            time_variant(&classifier, &inputs, threads)?,
-        );
+    let mut loaded: Vec<(String, Classifier)> = Vec::new();
+    for choice in &runtimes {
+        let options = RuntimeOptions {
+            choice: *choice,
+            ..args.model.runtime(threads)
+        };
+        for variant in &variants {
+            let runtime = match choice {
+                RuntimeChoice::Tract => "tract",
+                _ => "onnxruntime",
+            };
+            if !manifest.runs_on(variant, runtime) {
+                continue;
+            }
+            let classifier = match Classifier::load_with(&dir, Some(variant), &options) {
+                Ok(c) => c,
+                Err(ModelError::Backbone(BackboneError::Onnxruntime(why))) => {
+                    eprintln!("onnxruntime: not timed: {why}");
+                    report.skipped.insert("onnxruntime".into(), why);
+                    break;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("loading variant {variant}")))
+                }
+            };
+            let key = match classifier.runtime() {
+                RuntimeKind::Tract => variant.clone(),
+                other => format!("{variant}@{}", other.as_str()),
+            };
+            eprintln!(
+                "timing {key} on {} posters ({})...",
+                inputs.len(),
+                classifier.runtime_about()
+            );
+            report
+                .variants
+                .insert(key.clone(), time_variant(&classifier, &inputs, threads)?);
+            loaded.push((key, classifier));
+        }
     }
     if let (Some(f), Some(q)) = (report.variants.get("f32"), report.variants.get("int8")) {
         report.int8_backbone_speedup = Some(f.backbone.p50_ms / q.backbone.p50_ms);
     }
+    report.agreement = super::bench_agreement::compare(&loaded, &inputs)?;
+    report.recommendation = recommend(&report, &manifest);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fastest backbone among the variants whose features agree with f32
+/// (the manifest's held-out figures): what this board should run.
+fn recommend(report: &Report, manifest: &Manifest) -> Option<Recommendation> {
+    let close_to_f32 = |variant: &str| {
+        variant == "f32"
+            || manifest
+                .variants
+                .get(variant)
+                .and_then(|v| v.extra.get("vs_f32"))
+                .and_then(|v| v.get("cosine_mean"))
+                .and_then(serde_json::Value::as_f64)
+                .is_some_and(|c| c >= MIN_COSINE_VS_F32)
+    };
+    let best = report
+        .variants
+        .iter()
+        .filter(|(_, v)| close_to_f32(&v.variant))
+        .min_by(|a, b| a.1.total.p50_ms.total_cmp(&b.1.total.p50_ms))?;
+    let tract_best = report
+        .variants
+        .values()
+        .filter(|v| v.runtime == RuntimeKind::Tract && close_to_f32(&v.variant))
+        .min_by(|a, b| a.total.p50_ms.total_cmp(&b.total.p50_ms));
+    let (key, v) = best;
+    let why = match tract_best {
+        Some(t) if t.variant != v.variant || t.runtime != v.runtime => format!(
+            "{key}: poster p50 {:.1} ms (backbone {:.1} ms) vs tract's best {} {:.1} ms \
+             (backbone {:.1} ms), {:.1}x faster per poster",
+            v.total.p50_ms,
+            v.backbone_p50_ms,
+            t.variant,
+            t.total.p50_ms,
+            t.backbone_p50_ms,
+            t.total.p50_ms / v.total.p50_ms
+        ),
+        _ => format!(
+            "{key}: the fastest here, poster p50 {:.1} ms (backbone {:.1} ms){}",
+            v.total.p50_ms,
+            v.backbone_p50_ms,
+            report
+                .skipped
+                .get("onnxruntime")
+                .map(|why| format!("; onnxruntime not timed: {why}"))
+                .unwrap_or_default()
+        ),
+    };
+    Some(Recommendation {
+        backend: v.runtime,
+        variant: v.variant.clone(),
+        why,
+    })
 }
 
 fn time_variant(
@@ -128,6 +242,9 @@ fn time_variant(
     let stat = |f: fn(&StageTimes) -> Duration| stats(times.iter().map(f).collect());
     let backbone = stat(|t| t.backbone);
     Ok(VariantReport {
+        variant: c.variant().to_string(),
+        runtime: c.runtime(),
+        runtime_about: c.runtime_about(),
         decode: stat(|t| t.decode),
         resize: stat(|t| t.resize),
         backbone_p50_ms: backbone.p50_ms,
@@ -195,7 +312,7 @@ fn print_table(r: &Report) {
         r.machine, r.cores, r.source, r.posters, r.threads
     );
     println!(
-        "{:<6} {:>14} {:>14} {:>16} {:>12} {:>14} {:>9} {:>9} {:>9}",
+        "{:<22} {:>14} {:>14} {:>16} {:>12} {:>14} {:>9} {:>9} {:>9}",
         "model",
         "decode p50/99",
         "resize p50/99",
@@ -208,7 +325,7 @@ fn print_table(r: &Report) {
     );
     for (name, v) in &r.variants {
         println!(
-            "{:<6} {:>6.2}/{:<7.2} {:>6.2}/{:<7.2} {:>7.2}/{:<8.2} {:>12.3} {:>6.1}/{:<7.1} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<22} {:>6.2}/{:<7.2} {:>6.2}/{:<7.2} {:>7.2}/{:<8.2} {:>12.3} {:>6.1}/{:<7.1} {:>9.1} {:>9.1} {:>9.1}",
             name,
             v.decode.p50_ms,
             v.decode.p99_ms,
@@ -225,7 +342,19 @@ fn print_table(r: &Report) {
         );
     }
     if let Some(s) = r.int8_backbone_speedup {
-        println!("int8 backbone speed-up over f32 (p50): {s:.2}x");
+        println!("int8 backbone speed-up over f32 (p50, tract): {s:.2}x");
+    }
+    for (runtime, why) in &r.skipped {
+        println!("{runtime}: not timed: {why}");
+    }
+    super::bench_agreement::print(&r.agreement);
+    if let Some(rec) = &r.recommendation {
+        println!(
+            "this board should run: backend = \"{}\", variant = \"{}\" ({})",
+            rec.backend.as_str(),
+            rec.variant,
+            rec.why
+        );
     }
 }
 

@@ -52,8 +52,15 @@ struct ErrorRecord<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = args.model.dir();
-    let classifier = Classifier::load(&dir, args.model.variant.as_deref())
-        .with_context(|| format!("loading the model from {}", dir.display()))?;
+    let classifier = Classifier::load_with(
+        &dir,
+        args.model.variant.as_deref(),
+        &args.model.runtime(args.threads.max(1)),
+    )
+    .with_context(|| format!("loading the model from {}", dir.display()))?;
+    if let Some(why) = classifier.fallback() {
+        eprintln!("{why}");
+    }
     let files = expand(&args.paths)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use std::path::Path;
 
-use super::DataArgs;
+use super::{DataArgs, ModelArgs};
 use crate::model::{self, manifest::Manifest};
 use crate::offline::dataset::{self, Labelled};
 use crate::offline::feature_cache::{self, FeatureCache};
@@ -14,25 +14,37 @@ pub struct WithFeatures {
     /// sha256 of the backbone file the features came from.
     pub backbone_sha256: String,
     pub variant: String,
+    pub runtime: crate::model::backbone::RuntimeKind,
 }
 
 /// Read the poster list and compute (or reuse) every poster's features.
 /// Posters whose image cannot be read are reported and left out.
-pub fn load(
-    data: &DataArgs,
-    model_dir: &Path,
-    variant: Option<&str>,
-) -> anyhow::Result<WithFeatures> {
+pub fn load(data: &DataArgs, model: &ModelArgs) -> anyhow::Result<WithFeatures> {
+    let model_dir: &Path = &model.dir();
     let posters = dataset::read_csv(&data.data, &data.images)?;
     let manifest = Manifest::load(model_dir)?;
-    let (variant_name, v) = manifest.variant(variant)?;
-    let backbone = model::load_backbone(model_dir, &manifest, Some(variant_name))?;
-    let mut cache =
-        FeatureCache::open(&data.cache_dir(), &v.sha256, manifest.backbone.feature_dim)?;
+    let loaded = model::load_backbone_with(
+        model_dir,
+        &manifest,
+        model.variant.as_deref(),
+        &model.runtime(data.threads()),
+    )?;
+    if let Some(why) = &loaded.fallback {
+        eprintln!("{why}");
+    }
+    let backbone = loaded.backbone;
+    let (variant_name, v) = manifest.variant(Some(&loaded.variant))?;
+    let mut cache = FeatureCache::open(
+        &data.cache_dir(),
+        &v.sha256,
+        backbone.kind(),
+        manifest.backbone.feature_dim,
+    )?;
     let cached = cache.len();
     eprintln!(
-        "{} posters; backbone {variant_name}; feature cache {} ({cached} cached)",
+        "{} posters; backbone {variant_name} on {}; feature cache {} ({cached} cached)",
         posters.len(),
+        backbone.describe(),
         cache.path().display()
     );
     let progress = |done: usize, total: usize| eprintln!("  features {done}/{total}");
@@ -68,5 +80,6 @@ pub fn load(
         features: feats,
         backbone_sha256: v.sha256.clone(),
         variant: variant_name.to_string(),
+        runtime: backbone.kind(),
     })
 }

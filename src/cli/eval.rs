@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             GenreHead::from_json(&bytes, &head_ref.file)?
         }
     };
-    let set = data::load(&args.data, &dir, args.model.variant.as_deref())?;
+    let set = data::load(&args.data, &args.model)?;
     let seen: HashSet<&str> = if args.include_seen {
         HashSet::new()
     } else {
@@ -52,9 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no poster left to evaluate ({skipped} were seen in training; --include-seen scores them)");
     }
     eprintln!(
-        "evaluating {} posters ({skipped} seen in training left out) with {}",
+        "evaluating {} posters ({skipped} seen in training left out) with {} on {}",
         scores.len(),
-        set.variant
+        set.variant,
+        set.runtime.as_str()
     );
     let evaluation = evaluate(&head, &scores, &truth);
     if args.json {

@@ -163,8 +163,9 @@ where
         );
     }
     let manifest = Manifest::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
-    let classifier = Classifier::load(&dir, args.model.variant.as_deref())
-        .with_context(|| format!("loading the model from {}", dir.display()))?;
+    let classifier =
+        Classifier::load_with(&dir, args.model.variant.as_deref(), &args.model.runtime(1))
+            .with_context(|| format!("loading the model from {}", dir.display()))?;
     let store = Store::open(&args.db)
         .with_context(|| format!("opening the store {}", args.db.display()))?;
     let (handle, writer) = StoreHandle::spawn(store, 4)?;

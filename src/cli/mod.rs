@@ -1,6 +1,7 @@
 //! Command-line interface: one module per sub-command.
 
 mod bench;
+mod bench_agreement;
 mod bench_camera;
 mod classify;
 mod config_check;
@@ -12,6 +13,7 @@ mod heads;
 pub mod serve;
 mod train;
 
+use crate::model::backbone::{Provider, RuntimeChoice, RuntimeOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,9 +83,21 @@ pub struct ModelArgs {
     /// Model folder with manifest.json (default: the shipped `models/`).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Backbone variant from the manifest (default: the manifest's default, int8).
+    /// Backbone variant from the manifest (default: the one the manifest
+    /// gives the runtime: int8 on tract, int8-full on onnxruntime).
     #[arg(long)]
     pub variant: Option<String>,
+    /// Backbone runtime (default tract; onnxruntime needs the `onnxruntime`
+    /// build feature and its library).
+    #[arg(long, value_enum)]
+    pub backend: Option<RuntimeChoice>,
+    /// libonnxruntime.so to load (default: ORT_DYLIB_PATH, else the library
+    /// search path).
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// onnxruntime execution providers, in order of preference.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+    pub providers: Vec<Provider>,
 }
 
 impl ModelArgs {
@@ -91,6 +105,18 @@ impl ModelArgs {
         self.model
             .clone()
             .unwrap_or_else(crate::model::default_model_dir)
+    }
+
+    /// The runtime to run the backbone on, with `sessions` onnxruntime
+    /// sessions (one per thread that classifies).
+    pub fn runtime(&self, sessions: usize) -> RuntimeOptions {
+        RuntimeOptions {
+            choice: self.backend.unwrap_or_default(),
+            library: self.onnxruntime_library.clone(),
+            providers: self.providers.clone(),
+            sessions: sessions.max(1),
+            cache_dir: None,
+        }
     }
 }
 

@@ -45,8 +45,7 @@ type Part = (Vec<Vec<f32>>, Vec<Vec<bool>>, Vec<String>);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let dir = args.model.dir();
-    let set = data::load(&args.data, &dir, args.model.variant.as_deref())?;
+    let set = data::load(&args.data, &args.model)?;
     let features_done = started.elapsed();
     let labels = dataset::frequent_genres(&set.posters, args.min_count);
     anyhow::ensure!(
@@ -122,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     update_manifest(&args.out, &json, &labels, &head.metrics)?;
     if let Some(path) = &args.base_features {
-        write_base(path, &labels, &parts, &set.backbone_sha256, &args)?;
+        write_base(path, &labels, &parts, &set, &args)?;
     }
     print!("{}", eval::render(&evaluation));
     eprintln!(
@@ -175,9 +174,10 @@ fn write_base(
     path: &std::path::Path,
     labels: &[String],
     parts: &[Part; 3],
-    backbone: &str,
+    set: &data::WithFeatures,
     args: &Args,
 ) -> anyhow::Result<()> {
+    let backbone = set.backbone_sha256.as_str();
     use crate::learning::base::{encode, BaseRow, Header};
     fn pick(part: &Part, want: usize, calibration: bool) -> Vec<BaseRow<'_>> {
         let step = part.0.len().div_ceil(want.max(1)).max(1);
@@ -216,7 +216,7 @@ fn write_base(
     };
     if folder.join(crate::model::manifest::MANIFEST_FILE).is_file() {
         let mut manifest = Manifest::load(&folder)?;
-        manifest.base_features = Some(FileRef {
+        let entry = Some(FileRef {
             file: path
                 .file_name()
                 .context("--base-features must name a file")?
@@ -226,10 +226,19 @@ fn write_base(
             extra: [
                 ("posters".to_string(), serde_json::json!(header.posters)),
                 ("bytes".to_string(), serde_json::json!(bytes.len())),
+                // A retrain refuses to mix these with another variant's features.
+                ("variant".to_string(), serde_json::json!(set.variant)),
             ]
             .into_iter()
             .collect(),
         });
+        // The default variant's go at the top; another variant's (another
+        // runtime's file) beside that variant, so each has its own.
+        if set.variant == manifest.default_variant {
+            manifest.base_features = entry;
+        } else if let Some(v) = manifest.variants.get_mut(&set.variant) {
+            v.base_features = entry;
+        }
         manifest.save(&folder)?;
     }
     eprintln!(

@@ -14,7 +14,9 @@ use serde::Serialize;
 /// (`scripts/bench-daemon.py`), rounded up.
 pub const RUNTIME_MB: u64 = 150;
 /// Each classify worker's inference scratch (tract's activations for one
-/// 224x320 poster, the tensor, the thumbnail), rounded up.
+/// 224x320 poster, the tensor, the thumbnail), rounded up. onnxruntime (one
+/// session per worker) measured below tract at 1 and 6 workers
+/// (docs/onnxruntime.md), so these bound both runtimes.
 pub const PER_WORKER_MB: u64 = 16;
 /// Each open connection at most: hyper's read buffer (capped at this) and
 /// the task around it.

@@ -4,6 +4,7 @@
 //! error rather than a silently ignored line. Every struct also takes
 //! `#[serde(default)]`, so a layer only has to name what it changes.
 
+use crate::model::backbone::{Provider, RuntimeChoice, RuntimeOptions};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -286,8 +287,19 @@ pub struct InferenceConfig {
     pub queue_size: u32,
     /// Model folder with `manifest.json` (default: the shipped model).
     pub model_dir: Option<PathBuf>,
-    /// Backbone variant (default: the manifest's default).
+    /// Backbone variant (default: the one the manifest gives the runtime:
+    /// int8 on tract, int8-full on onnxruntime).
     pub variant: Option<ModelVariant>,
+    /// The backbone runtime: `tract` (built in), `onnxruntime` (needs a build
+    /// with the `onnxruntime` feature and its library) or `auto`
+    /// (onnxruntime when its library loads, else tract with a warning).
+    pub backend: RuntimeChoice,
+    /// `libonnxruntime.so` for `onnxruntime`/`auto`; unset: `ORT_DYLIB_PATH`,
+    /// else the library search path.
+    pub onnxruntime_library: Option<PathBuf>,
+    /// onnxruntime execution providers in order of preference; each must be
+    /// in the loaded library (`tensorrt` and `cuda` need JetPack's build).
+    pub onnxruntime_providers: Vec<Provider>,
     /// Largest image accepted, in pixels (width x height), checked from the
     /// header before anything is decoded.
     pub max_pixels: u64,
@@ -307,6 +319,9 @@ impl Default for InferenceConfig {
             queue_size: 16,
             model_dir: None,
             variant: None,
+            backend: RuntimeChoice::Tract,
+            onnxruntime_library: None,
+            onnxruntime_providers: vec![Provider::Cpu],
             max_pixels: 40_000_000,
             decode_memory_mb: 128,
             memory_budget_mb: 620,
@@ -315,6 +330,17 @@ impl Default for InferenceConfig {
 }
 
 impl InferenceConfig {
+    /// How the backbone is run: one onnxruntime session per worker.
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            choice: self.backend,
+            library: self.onnxruntime_library.clone(),
+            providers: self.onnxruntime_providers.clone(),
+            sessions: self.effective_threads(),
+            cache_dir: None,
+        }
+    }
+
     /// The worker count to start: `threads`, or the available cores when 0
     /// (at most [`AUTO_THREADS_MAX`]: each worker has its own inference
     /// memory, and the memory budget is stated for a known count).
@@ -334,6 +360,9 @@ impl InferenceConfig {
 pub enum ModelVariant {
     Int8,
     F32,
+    /// All-QLinearConv int8, the file onnxruntime runs best.
+    #[serde(rename = "int8-full")]
+    Int8Full,
 }
 
 impl ModelVariant {
@@ -342,6 +371,7 @@ impl ModelVariant {
         match self {
             Self::Int8 => "int8",
             Self::F32 => "f32",
+            Self::Int8Full => "int8-full",
         }
     }
 }

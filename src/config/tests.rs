@@ -516,3 +516,52 @@ fn camera_keys_and_values_are_checked_with_clear_errors() {
         CameraDefaults::default().change_threshold
     );
 }
+
+#[test]
+fn the_backbone_runtime_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |text: &str| {
+        let file = write(dir.path(), "site.toml", text);
+        Config::load(&LoadOptions {
+            config_file: Some(file),
+            ..hermetic(dir.path())
+        })
+    };
+    let (config, _) = load(
+        "[inference]\nbackend = \"auto\"\nonnxruntime_library = \"/opt/ort/libonnxruntime.so\"\n\
+         onnxruntime_providers = [\"cuda\", \"cpu\"]\nvariant = \"int8-full\"\n",
+    )
+    .unwrap();
+    let runtime = config.inference.runtime_options();
+    assert_eq!(runtime.choice, crate::model::backbone::RuntimeChoice::Auto);
+    assert_eq!(config.inference.variant, Some(ModelVariant::Int8Full));
+    assert_eq!(
+        runtime.providers,
+        [
+            crate::model::backbone::Provider::Cuda,
+            crate::model::backbone::Provider::Cpu
+        ]
+    );
+    assert_eq!(runtime.sessions, config.inference.effective_threads());
+
+    let err = load("[inference]\nbackend = \"tensorflow\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inference.backend"), "{err}");
+    assert!(err.contains("onnxruntime"), "lists the choices: {err}");
+    let err = load("[inference]\nonnxruntime_providers = [\"gpu\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inference.onnxruntime_providers"), "{err}");
+    let err = load("[inference]\nonnxruntime_providers = []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least one provider"), "{err}");
+    let onnxruntime = load("[inference]\nbackend = \"onnxruntime\"\n");
+    if cfg!(feature = "onnxruntime") {
+        assert!(onnxruntime.is_ok());
+    } else {
+        let err = onnxruntime.unwrap_err().to_string();
+        assert!(err.contains("`onnxruntime` feature"), "{err}");
+    }
+}

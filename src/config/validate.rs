@@ -189,6 +189,7 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
         10_000,
     );
 
+    inference_runtime(&mut report, &config.inference);
     inference_memory(&mut report, config);
     dashboard(&mut report, &config.dashboard);
 
@@ -260,6 +261,32 @@ fn http(report: &mut Report, config: &Config) {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+fn inference_runtime(report: &mut Report, inference: &super::schema::InferenceConfig) {
+    use crate::model::backbone::RuntimeChoice;
+    let providers = &inference.onnxruntime_providers;
+    if providers.is_empty() {
+        report.add(
+            "inference.onnxruntime_providers",
+            "must name at least one provider (\"cpu\" runs everywhere)",
+        );
+    }
+    for (i, p) in providers.iter().enumerate() {
+        if providers[..i].contains(p) {
+            report.add(
+                format!("inference.onnxruntime_providers[{i}]"),
+                "named twice",
+            );
+        }
+    }
+    if inference.backend == RuntimeChoice::Onnxruntime && !cfg!(feature = "onnxruntime") {
+        report.add(
+            "inference.backend",
+            "\"onnxruntime\" needs a marquee built with the `onnxruntime` feature; this one \
+             has tract only (use \"tract\", or \"auto\" to use onnxruntime where it is built in)",
+        );
+    }
+}
 
 fn inference_memory(report: &mut Report, config: &Config) {
     let inference = &config.inference;

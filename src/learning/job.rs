@@ -184,14 +184,15 @@ impl Learning {
     fn run(&self, runtime: &tokio::runtime::Handle) -> Result<i64, RunError> {
         let inner = &self.0;
         let dim = inner.backbone.feature_dim;
+        let model = inner.backbone.name.clone();
         let (corrections, extra) = inner
             .store
-            .blocking_call(move |s| Ok((s.corrections_with_features(dim)?, s.extra_genres()?)))
+            .blocking_call(move |s| {
+                Ok((s.corrections_with_features(&model, dim)?, s.extra_genres()?))
+            })
             .map_err(|e| RunError::Failed(e.to_string()))?;
-        let base = load_base(&inner.base, dim).map_err(|e| {
-            RunError::Failed(format!(
-                "the shipped base features cannot be read ({e}); reinstall models/"
-            ))
+        let base = load_base(&inner.base, &inner.backbone, dim).map_err(|e| {
+            RunError::Failed(format!("the shipped base features cannot be used: {e}"))
         })?;
         let parent = inner.heads.active();
         inner.job.update(|s| s.phase = "fitting".into());

@@ -66,8 +66,10 @@ pub enum LearningError {
 /// What the device runs, that every head must match.
 #[derive(Debug, Clone)]
 pub struct Backbone {
-    /// `efficientnet-lite0-int8`.
+    /// `efficientnet-lite0-int8`: the name its features are stored under.
     pub name: String,
+    /// `int8`.
+    pub variant: String,
     /// sha256 of the backbone file in use.
     pub sha256: String,
     pub feature_dim: usize,
@@ -93,12 +95,14 @@ pub struct ModelState {
 }
 
 struct Inner {
+    /// The name heads are published under, before `+head-N`.
+    published: String,
     heads: HeadSlot,
     genres: GenreList,
     store: StoreHandle,
     backbone: Backbone,
-    /// `models/` base features file and its checksum, if shipped.
-    base: Option<(PathBuf, String)>,
+    /// `models/` base features file, if shipped.
+    base: Option<BaseRef>,
     publish: Option<(PublishHandle, String)>,
     device_id: String,
     job: job::Job,
@@ -122,11 +126,27 @@ impl Learning {
     ) -> Result<Self, LearningError> {
         let backbone = backbone_of(manifest, variant)?;
         let base = manifest
-            .base_features
-            .as_ref()
-            .map(|f| (model_dir.join(&f.file), f.sha256.clone()));
+            .base_features_for(&backbone.variant)
+            .map(|(f, of)| BaseRef {
+                path: model_dir.join(&f.file),
+                sha256: f.sha256.clone(),
+                variant: of,
+            });
         let extra = options.extra_genres.clone();
+        // Heads are published under the classifier's name for what runs
+        // (`...-int8-full@onnxruntime`); features and head files use the
+        // variant's (`backbone.name`), whichever runtime ran it.
+        let published = {
+            let active = heads.active();
+            active
+                .name
+                .split('+')
+                .next()
+                .unwrap_or(&active.name)
+                .to_string()
+        };
         let learning = Self(Arc::new(Inner {
+            published,
             heads,
             genres: options.genres,
             store,
@@ -214,7 +234,7 @@ impl Learning {
         let active = match active {
             Some((row, json)) if row.origin != "shipped" => Arc::new(self.live(&row, &json)?),
             Some((row, _)) => Arc::new(LiveHead::new(
-                &self.0.backbone.name,
+                &self.0.published,
                 Some(row.id),
                 true,
                 shipped.head.clone(),
@@ -235,7 +255,7 @@ impl Learning {
         let head = GenreHead::from_json(json.as_bytes(), &format!("head {}", row.id))
             .map_err(|e| LearningError::Corrupt(row.id, e.to_string()))?;
         Ok(LiveHead::new(
-            &self.0.backbone.name,
+            &self.0.published,
             Some(row.id),
             row.origin == "shipped",
             head,
@@ -354,10 +374,11 @@ impl Learning {
         active: &GenreHead,
     ) -> Result<Comparison, LearningError> {
         let dim = self.0.backbone.feature_dim;
+        let model = self.0.backbone.name.clone();
         let held: Vec<(Vec<f32>, Vec<String>)> = self
             .0
             .store
-            .call(move |s| s.corrections_with_features(dim))
+            .call(move |s| s.corrections_with_features(&model, dim))
             .await?
             .into_iter()
             .filter(|(id, _, _)| part_of(id) == Split::Validation)
@@ -537,6 +558,7 @@ fn backbone_of(manifest: &Manifest, variant: &str) -> Result<Backbone, LearningE
         })?;
     Ok(Backbone {
         name: format!("{}-{name}", manifest.backbone.name),
+        variant: name.to_string(),
         sha256: v.sha256.clone(),
         feature_dim: manifest.backbone.feature_dim,
         feature_layout: manifest
@@ -549,15 +571,97 @@ fn backbone_of(manifest: &Manifest, variant: &str) -> Result<Backbone, LearningE
     })
 }
 
+/// The shipped base features: file, checksum, and the variant whose
+/// features they are.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseRef {
+    path: PathBuf,
+    sha256: String,
+    variant: String,
+}
+
 /// Read and check the shipped base features, when the manifest names them.
+/// They are one variant's features: a retrain on another variant's (another
+/// runtime's best file) would mix two feature spaces, so it is refused.
 fn load_base(
-    base: &Option<(PathBuf, String)>,
+    base: &Option<BaseRef>,
+    backbone: &Backbone,
     dim: usize,
 ) -> Result<Option<base::BaseSet>, String> {
-    let Some((path, sha)) = base else {
+    let Some(base) = base else {
         return Ok(None);
     };
-    let bytes = read_verified(path, sha).map_err(|e| e.to_string())?;
+    if backbone.variant != base.variant {
+        return Err(format!(
+            "they are features of the {} variant and this device runs {}; retraining needs the \
+             base features of the variant in use: run the {} variant ([inference] variant), or \
+             rebuild them with `marquee train --variant <this variant> --backend <runtime> \
+             --base-features FILE`",
+            base.variant, backbone.name, base.variant
+        ));
+    }
+    let bytes = read_verified(&base.path, &base.sha256).map_err(|e| e.to_string())?;
     let (_, set) = base::decode(&bytes, dim).map_err(|e| e.to_string())?;
     Ok(Some(set))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::default_model_dir;
+
+    fn row(origin: &str, backbone: &str, b: &Backbone) -> HeadRow {
+        HeadRow {
+            id: 7,
+            parent: Some(1),
+            created_at_ms: 0,
+            state: HeadState::Retired,
+            origin: origin.into(),
+            backbone: backbone.into(),
+            feature_dim: b.feature_dim,
+            labels: b.labels.clone(),
+            corrections: 0,
+            base_posters: 0,
+            metrics: serde_json::Value::Null,
+            sha256: String::new(),
+        }
+    }
+
+    /// A head learned on one variant's features is refused on another's
+    /// (another runtime's best file), and the base features with it; the
+    /// shipped head runs on every variant.
+    #[test]
+    fn heads_and_base_features_are_keyed_to_the_variant() {
+        let dir = default_model_dir();
+        let manifest = Manifest::load(&dir).unwrap();
+        let int8 = backbone_of(&manifest, "int8").unwrap();
+        let full = backbone_of(&manifest, "int8-full").unwrap();
+        assert_eq!(full.name, "efficientnet-lite0-int8-full");
+        let learned = row("retrain", &int8.sha256, &int8);
+        assert!(fits(&learned, &int8));
+        assert!(!fits(&learned, &full));
+        assert!(fits(&row("shipped", "", &int8), &full));
+
+        let f = manifest.base_features.as_ref().unwrap();
+        let base = Some(BaseRef {
+            path: dir.join(&f.file),
+            sha256: f.sha256.clone(),
+            variant: "int8".into(),
+        });
+        let err = load_base(&base, &full, full.feature_dim).unwrap_err();
+        assert!(err.contains("features of the int8 variant"), "{err}");
+        assert!(load_base(&base, &int8, int8.feature_dim).unwrap().is_some());
+
+        // Each shipped variant has base features of its own kind.
+        for (variant, b) in [("int8", &int8), ("int8-full", &full)] {
+            let (f, of) = manifest.base_features_for(variant).unwrap();
+            assert_eq!(of, variant);
+            let own = Some(BaseRef {
+                path: dir.join(&f.file),
+                sha256: f.sha256.clone(),
+                variant: of,
+            });
+            assert!(load_base(&own, b, b.feature_dim).unwrap().is_some());
+        }
+    }
 }

@@ -51,6 +51,11 @@ pub struct Manifest {
     pub backbone: BackboneSpec,
     pub default_variant: String,
     pub variants: BTreeMap<String, Variant>,
+    /// The variant each runtime runs best (`tract`, `onnxruntime`), used when
+    /// no variant is configured; measured in tools/README.md and
+    /// docs/onnxruntime.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runtime_variants: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<FileRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,6 +87,14 @@ pub struct BackboneSpec {
 pub struct Variant {
     pub file: String,
     pub sha256: String,
+    /// The runtimes that can run this file; empty: every runtime.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<String>,
+    /// This variant's own features of the shipped training posters, when
+    /// they are not the manifest's `base_features` (which are another
+    /// variant's): a retrain must not mix two feature spaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_features: Option<FileRef>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -124,6 +137,43 @@ impl Manifest {
                 let known: Vec<&str> = self.variants.keys().map(String::as_str).collect();
                 ManifestError::UnknownVariant(name.to_string(), known.join(", "))
             })
+    }
+
+    /// The base features for `variant` and the variant they were computed
+    /// on: its own, else the manifest's (tagged with their variant; untagged
+    /// means the default variant).
+    pub fn base_features_for(&self, variant: &str) -> Option<(&FileRef, String)> {
+        if let Some(own) = self
+            .variants
+            .get(variant)
+            .and_then(|v| v.base_features.as_ref())
+        {
+            return Some((own, variant.to_string()));
+        }
+        self.base_features.as_ref().map(|f| {
+            let of = f
+                .extra
+                .get("variant")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&self.default_variant);
+            (f, of.to_string())
+        })
+    }
+
+    /// Whether `runtime` can run `variant` (the all-QLinearConv file is for
+    /// onnxruntime only: tract 0.23's lowering of it overflows).
+    pub fn runs_on(&self, variant: &str, runtime: &str) -> bool {
+        self.variants
+            .get(variant)
+            .is_some_and(|v| v.runtimes.is_empty() || v.runtimes.iter().any(|r| r == runtime))
+    }
+
+    /// The variant to run on `runtime` when none is asked for.
+    pub fn variant_for(&self, runtime: &str) -> &str {
+        self.runtime_variants
+            .get(runtime)
+            .filter(|v| self.variants.contains_key(v.as_str()))
+            .unwrap_or(&self.default_variant)
     }
 
     pub fn normalisation(&self) -> Normalisation {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
 use crate::vision::{self, DecodeLimits, Normalisation, VisionError};
-use backbone::{Backbone, BackboneError};
+use backbone::{Backbone, BackboneError, RuntimeChoice, RuntimeKind, RuntimeOptions};
 use head::{GenreHead, HeadError};
 use live::{HeadSlot, LiveHead};
 use manifest::{read_verified, Manifest, ManifestError};
@@ -101,10 +101,13 @@ pub struct Classifier {
     heads: HeadSlot,
     norm: Normalisation,
     limits: DecodeLimits,
-    /// Backbone and variant, e.g. `efficientnet-lite0-int8`; the published
-    /// name adds the active head's version.
+    /// Backbone and variant, e.g. `efficientnet-lite0-int8` (tract) or
+    /// `efficientnet-lite0-int8-full@onnxruntime`; the published name adds
+    /// the active head's version.
     base_name: String,
     variant: String,
+    /// Why `auto` runs tract, when it does.
+    fallback: Option<String>,
 }
 
 /// One poster through the live heads: what the active head says (published)
@@ -130,11 +133,21 @@ impl Classifier {
     /// Load a variant (`None`: the manifest's default) from a model folder,
     /// checking every file against the manifest's checksums.
     pub fn load(dir: &Path, variant: Option<&str>) -> Result<Self, ModelError> {
+        Self::load_with(dir, variant, &RuntimeOptions::default())
+    }
+
+    /// Like [`load`](Self::load), on the runtime `options` ask for; with no
+    /// variant named, the one the manifest gives that runtime.
+    pub fn load_with(
+        dir: &Path,
+        variant: Option<&str>,
+        options: &RuntimeOptions,
+    ) -> Result<Self, ModelError> {
         let manifest = Manifest::load(dir)?;
         let head_ref = manifest.head.as_ref().ok_or(ManifestError::NoHead)?;
         let head_bytes = read_verified(&dir.join(&head_ref.file), &head_ref.sha256)?;
         let head = GenreHead::from_json(&head_bytes, &head_ref.file)?;
-        Self::with_head(dir, &manifest, variant, head)
+        Self::with_head_on(dir, &manifest, variant, head, options)
     }
 
     /// Load the backbone from `dir` and pair it with a given head (for training
@@ -145,7 +158,17 @@ impl Classifier {
         variant: Option<&str>,
         head: GenreHead,
     ) -> Result<Self, ModelError> {
-        let backbone = load_backbone(dir, manifest, variant)?;
+        Self::with_head_on(dir, manifest, variant, head, &RuntimeOptions::default())
+    }
+
+    pub fn with_head_on(
+        dir: &Path,
+        manifest: &Manifest,
+        variant: Option<&str>,
+        head: GenreHead,
+        options: &RuntimeOptions,
+    ) -> Result<Self, ModelError> {
+        let loaded = load_backbone_with(dir, manifest, variant, options)?;
         if head.feature_dim != manifest.backbone.feature_dim {
             return Err(ModelError::Mismatch(format!(
                 "the head takes {} features, the backbone gives {}",
@@ -157,13 +180,16 @@ impl Classifier {
                 "the head's genres differ from the manifest's labels".into(),
             ));
         }
-        let (variant_name, _) = manifest.variant(variant)?;
-        let base_name = format!("{}-{}", manifest.backbone.name, variant_name);
+        let mut base_name = format!("{}-{}", manifest.backbone.name, loaded.variant);
+        if loaded.backbone.kind() != RuntimeKind::Tract {
+            base_name = format!("{base_name}@{}", loaded.backbone.kind().as_str());
+        }
         Ok(Self {
-            backbone,
+            backbone: loaded.backbone,
             heads: HeadSlot::new(LiveHead::new(&base_name, None, true, head)),
             base_name,
-            variant: variant_name.to_string(),
+            variant: loaded.variant,
+            fallback: loaded.fallback,
             norm: manifest.normalisation(),
             limits: DecodeLimits::default(),
         })
@@ -188,6 +214,21 @@ impl Classifier {
 
     pub fn variant(&self) -> &str {
         &self.variant
+    }
+
+    /// The runtime running the backbone.
+    pub fn runtime(&self) -> RuntimeKind {
+        self.backbone.kind()
+    }
+
+    /// The runtime as loaded: library version, providers, sessions.
+    pub fn runtime_about(&self) -> String {
+        self.backbone.describe()
+    }
+
+    /// Why `backend = "auto"` runs tract, when it does.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// The active head (a snapshot: a promotion later does not change it).
@@ -278,9 +319,58 @@ pub fn load_backbone(
     manifest: &Manifest,
     variant: Option<&str>,
 ) -> Result<Backbone, ModelError> {
-    let (_, v) = manifest.variant(variant)?;
-    let bytes = read_verified(&dir.join(&v.file), &v.sha256)?;
-    Ok(Backbone::from_onnx_bytes(&bytes, &manifest.backbone)?)
+    Ok(load_backbone_with(dir, manifest, variant, &RuntimeOptions::default())?.backbone)
+}
+
+/// A backbone on its runtime, and the variant it runs.
+pub struct LoadedBackbone {
+    pub backbone: Backbone,
+    pub variant: String,
+    /// Why `auto` fell back to tract, when it did.
+    pub fallback: Option<String>,
+}
+
+/// Load the backbone on the runtime `options` choose. With no variant named,
+/// each runtime gets the file the manifest gives it (`runtime_variants`).
+/// `auto` tries onnxruntime and falls back to tract when the library (or a
+/// provider) is not there; a broken model file is an error either way.
+pub fn load_backbone_with(
+    dir: &Path,
+    manifest: &Manifest,
+    variant: Option<&str>,
+    options: &RuntimeOptions,
+) -> Result<LoadedBackbone, ModelError> {
+    let load = |kind: RuntimeKind| -> Result<LoadedBackbone, ModelError> {
+        let wanted = variant.unwrap_or_else(|| manifest.variant_for(kind.as_str()));
+        let (name, v) = manifest.variant(Some(wanted))?;
+        if !manifest.runs_on(name, kind.as_str()) {
+            return Err(ModelError::Mismatch(format!(
+                "variant {name} is made for {} only; on {} use {}",
+                v.runtimes.join(", "),
+                kind.as_str(),
+                manifest.variant_for(kind.as_str())
+            )));
+        }
+        let bytes = read_verified(&dir.join(&v.file), &v.sha256)?;
+        let backbone = Backbone::load(&bytes, &manifest.backbone, kind, options)?;
+        Ok(LoadedBackbone {
+            backbone,
+            variant: name.to_string(),
+            fallback: None,
+        })
+    };
+    match options.choice {
+        RuntimeChoice::Tract => load(RuntimeKind::Tract),
+        RuntimeChoice::Onnxruntime => load(RuntimeKind::Onnxruntime),
+        RuntimeChoice::Auto => match load(RuntimeKind::Onnxruntime) {
+            Err(ModelError::Backbone(BackboneError::Onnxruntime(why))) => {
+                let mut tract = load(RuntimeKind::Tract)?;
+                tract.fallback = Some(why);
+                Ok(tract)
+            }
+            other => other,
+        },
+    }
 }
 
 pub fn features_of(

@@ -49,14 +49,24 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 impl FeatureCache {
-    pub fn open(dir: &Path, backbone_sha256: &str, dim: usize) -> Result<Self, FeatureError> {
+    /// One cache per backbone file and runtime: tract and onnxruntime agree
+    /// on a file closely, not exactly, and figures must say which ran.
+    pub fn open(
+        dir: &Path,
+        backbone_sha256: &str,
+        runtime: crate::model::backbone::RuntimeKind,
+        dim: usize,
+    ) -> Result<Self, FeatureError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| FeatureError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let short = &backbone_sha256[..backbone_sha256.len().min(16)];
-        let path = dir.join(format!("{short}-{dim}.bin"));
+        let path = match runtime {
+            crate::model::backbone::RuntimeKind::Tract => dir.join(format!("{short}-{dim}.bin")),
+            other => dir.join(format!("{short}-{dim}-{}.bin", other.as_str())),
+        };
         let mut entries = HashMap::new();
         if path.exists() {
             let mut reader = BufReader::new(File::open(&path).map_err(io(&path))?);
@@ -232,18 +242,35 @@ mod tests {
     fn cache_round_trips_and_survives_a_torn_record() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut c = FeatureCache::open(dir.path(), "abcdef", 3).unwrap();
+            let mut c = FeatureCache::open(
+                dir.path(),
+                "abcdef",
+                crate::model::backbone::RuntimeKind::Tract,
+                3,
+            )
+            .unwrap();
             c.insert([1; 32], vec![1.0, 2.0, 3.0]).unwrap();
             c.insert([2; 32], vec![4.0, 5.0, 6.0]).unwrap();
             c.flush().unwrap();
         }
-        let path = FeatureCache::open(dir.path(), "abcdef", 3)
-            .unwrap()
-            .path()
-            .to_path_buf();
+        let path = FeatureCache::open(
+            dir.path(),
+            "abcdef",
+            crate::model::backbone::RuntimeKind::Tract,
+            3,
+        )
+        .unwrap()
+        .path()
+        .to_path_buf();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[9; 10]).unwrap();
-        let c = FeatureCache::open(dir.path(), "abcdef", 3).unwrap();
+        let c = FeatureCache::open(
+            dir.path(),
+            "abcdef",
+            crate::model::backbone::RuntimeKind::Tract,
+            3,
+        )
+        .unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.get(&[2; 32]).unwrap(), &vec![4.0, 5.0, 6.0]);
     }

@@ -228,21 +228,27 @@ impl Store {
 
     /// Corrections (latest per poster) whose poster has features `dim` wide:
     /// (poster id, corrected genres, features), oldest correction first.
+    /// Corrected posters' features from one backbone variant (`model`, e.g.
+    /// `efficientnet-lite0-int8`): another variant's features are another
+    /// feature space, and a head must not mix them.
     pub fn corrections_with_features(
         &self,
+        model: &str,
         dim: usize,
     ) -> Result<Vec<CorrectedFeatures>, StoreError> {
         let rows: Vec<(String, String, Vec<u8>)> = self
             .conn
             .prepare_cached(
                 "SELECT f.poster_id, f.genres, x.data FROM feedback f
-                 JOIN features x ON x.poster_id = f.poster_id AND x.dim = ?1
+                 JOIN features x ON x.poster_id = f.poster_id AND x.dim = ?1 AND x.model = ?2
                  WHERE f.id IN (SELECT max(id) FROM feedback GROUP BY poster_id)
                  ORDER BY f.id",
             )
             .and_then(|mut stmt| {
-                stmt.query_map([dim as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
+                stmt.query_map(rusqlite::params![dim as i64, model], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect()
             })
             .ctx("reading corrected posters' features")?;
         rows.into_iter()

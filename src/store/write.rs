@@ -315,7 +315,11 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
-/// `efficientnet-lite0-int8` of `efficientnet-lite0-int8+head-7`.
+/// `efficientnet-lite0-int8` of `efficientnet-lite0-int8+head-7`, and
+/// `efficientnet-lite0-int8-full` of `efficientnet-lite0-int8-full@onnxruntime`:
+/// features belong to the variant's file, whichever runtime ran it (tract
+/// and onnxruntime agree on a file to a cosine of 0.9998 or better).
 pub(crate) fn backbone_of(model: &str) -> &str {
-    model.split('+').next().unwrap_or(model)
+    let backbone = model.split('+').next().unwrap_or(model);
+    backbone.split('@').next().unwrap_or(backbone)
 }

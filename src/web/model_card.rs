@@ -54,6 +54,30 @@ pub struct ModelCard {
     pub validation_split: Option<String>,
     /// The active head's id in the store (`GET /api/v1/model/heads`).
     pub head_id: Option<i64>,
+    /// What runs the backbone: `tract` or `onnxruntime`.
+    pub runtime: String,
+    /// The runtime as loaded (library version, providers, sessions).
+    pub runtime_about: String,
+    /// Why `backend = "auto"` runs tract, when it does.
+    pub runtime_fallback: Option<String>,
+}
+
+/// The runtime part of the card, fixed at start.
+#[derive(Debug, Clone, Default)]
+pub struct CardRuntime {
+    pub runtime: String,
+    pub about: String,
+    pub fallback: Option<String>,
+}
+
+impl CardRuntime {
+    pub fn of(classifier: &crate::model::Classifier) -> Self {
+        Self {
+            runtime: classifier.runtime().as_str().to_owned(),
+            about: classifier.runtime_about(),
+            fallback: classifier.fallback().map(str::to_owned),
+        }
+    }
 }
 
 impl ModelCard {
@@ -120,6 +144,9 @@ impl ModelCard {
             built_with: text(manifest.backbone.extra.get("built_with")),
             validation_split: text(head.metrics.get("split")),
             head_id: None,
+            runtime: String::new(),
+            runtime_about: String::new(),
+            runtime_fallback: None,
         }
     }
 
@@ -140,18 +167,18 @@ impl ModelCard {
 pub struct CardSlot {
     manifest: Arc<Manifest>,
     variant: String,
+    runtime: CardRuntime,
     heads: HeadSlot,
     card: Arc<Mutex<Arc<ModelCard>>>,
 }
 
 impl CardSlot {
-    pub fn new(manifest: Manifest, variant: &str, heads: HeadSlot) -> Self {
-        let active = heads.active();
-        let mut card = ModelCard::new(&manifest, &active.head, variant, &active.name);
-        card.head_id = active.id;
+    pub fn new(manifest: Manifest, variant: &str, runtime: CardRuntime, heads: HeadSlot) -> Self {
+        let card = card_for(&manifest, variant, &runtime, &heads.active());
         Self {
             manifest: Arc::new(manifest),
             variant: variant.to_owned(),
+            runtime,
             heads,
             card: Arc::new(Mutex::new(Arc::new(card))),
         }
@@ -161,11 +188,27 @@ impl CardSlot {
         let active = self.heads.active();
         let mut card = self.card.lock().unwrap_or_else(PoisonError::into_inner);
         if card.name != active.name || card.head_id != active.id {
-            let mut fresh =
-                ModelCard::new(&self.manifest, &active.head, &self.variant, &active.name);
-            fresh.head_id = active.id;
-            *card = Arc::new(fresh);
+            *card = Arc::new(card_for(
+                &self.manifest,
+                &self.variant,
+                &self.runtime,
+                &active,
+            ));
         }
         Arc::clone(&card)
     }
+}
+
+fn card_for(
+    manifest: &Manifest,
+    variant: &str,
+    runtime: &CardRuntime,
+    active: &crate::model::live::LiveHead,
+) -> ModelCard {
+    let mut card = ModelCard::new(manifest, &active.head, variant, &active.name);
+    card.head_id = active.id;
+    card.runtime = runtime.runtime.clone();
+    card.runtime_about = runtime.about.clone();
+    card.runtime_fallback = runtime.fallback.clone();
+    card
 }

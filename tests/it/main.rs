@@ -33,4 +33,5 @@ mod learning;
 mod model;
 mod packaging;
 mod publish;
+mod runtime;
 mod systemd_units;

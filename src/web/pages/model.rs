@@ -29,6 +29,8 @@ pub(super) async fn model(
                 table {
                     tr { th { "Model" } td { (m.name) } }
                     tr { th { "Backbone" } td { (m.backbone) " (" (m.variant) ")" } }
+                    tr { th { "Runtime" } td id="model-runtime" { (m.runtime_about) } }
+                    @if let Some(why) = &m.runtime_fallback { tr { th { "Runtime note" } td.muted { (why) } } }
                     tr { th { "File" } td { (m.file) @if let Some(b) = m.file_bytes { " · " (format!("{:.1}", b as f64 / 1e6)) " MB" } } }
                     tr { th { "sha256" } td { code { (m.sha256) } } }
                     tr { th { "Input" } td { (m.input_size[0]) "×" (m.input_size[1]) " px, (pixel − " (m.mean[0]) ") / " (m.std[0]) } }
