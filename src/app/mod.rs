@@ -177,11 +177,10 @@ pub async fn start(
     let manifest = crate::model::manifest::Manifest::load(&model_dir)
         .with_context(|| format!("reading the model manifest in {}", model_dir.display()))?;
     let learning = Learning::start(
-        classifier.heads().clone(),
+        &classifier,
         store.clone(),
         &model_dir,
         &manifest,
-        classifier.variant(),
         LearningOptions {
             publish: Some((
                 publish.clone(),

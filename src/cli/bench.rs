@@ -113,12 +113,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             choice: *choice,
             ..args.model.runtime(threads)
         };
+        // `auto` tries onnxruntime first: time the files it can run.
+        let runtime = match choice {
+            RuntimeChoice::Tract => RuntimeKind::Tract,
+            _ => RuntimeKind::Onnxruntime,
+        };
         for variant in &variants {
-            let runtime = match choice {
-                RuntimeChoice::Tract => "tract",
-                _ => "onnxruntime",
-            };
-            if !manifest.runs_on(variant, runtime) {
+            if !manifest.runs_on(variant, runtime.as_str()) {
                 continue;
             }
             let classifier = match Classifier::load_with(&dir, Some(variant), &options) {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::model::{predict, Classifier};
+use crate::model::{prediction_from_scores, Classifier};
 
 #[derive(Debug, Serialize)]
 pub struct Agreement {
@@ -68,11 +68,14 @@ fn agree(
         for (x, y) in fa.iter().zip(&fb) {
             max_abs = max_abs.max(f64::from((x - y).abs()));
         }
-        let (pa, pb) = (predict(&head_a.head, &fa), predict(&head_b.head, &fb));
         let (sa, sb) = (head_a.head.scores(&fa), head_b.head.scores(&fb));
         for (x, y) in sa.iter().zip(&sb) {
             max_score = max_score.max(f64::from((x - y).abs()));
         }
+        let (pa, pb) = (
+            prediction_from_scores(&head_a.head, &sa),
+            prediction_from_scores(&head_b.head, &sb),
+        );
         same += usize::from(pa.tags == pb.tags);
     }
     let n = cosines.len().max(1) as f64;

@@ -176,11 +176,10 @@ where
         .context("starting the runtime")?;
     let outcome = runtime.block_on(async {
         let learning = Learning::start(
-            classifier.heads().clone(),
+            &classifier,
             handle.clone(),
             &dir,
             &manifest,
-            classifier.variant(),
             Options {
                 publish: None,
                 device_id: hostname(),

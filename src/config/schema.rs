@@ -292,7 +292,7 @@ pub struct InferenceConfig {
     pub variant: Option<ModelVariant>,
     /// The backbone runtime: `tract` (built in), `onnxruntime` (needs a build
     /// with the `onnxruntime` feature and its library) or `auto`
-    /// (onnxruntime when its library loads, else tract with a warning).
+    /// (onnxruntime when its library loads, else tract, saying why in the log).
     pub backend: RuntimeChoice,
     /// `libonnxruntime.so` for `onnxruntime`/`auto`; unset: `ORT_DYLIB_PATH`,
     /// else the library search path.

@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use crate::model::head::GenreHead;
 use crate::model::live::{GenreList, HeadSlot, LiveHead};
 use crate::model::manifest::{read_verified, sha256_hex, Manifest};
+use crate::model::Classifier;
 use crate::offline::dataset::Split;
 use crate::publish::PublishHandle;
 use crate::store::{HeadRow, HeadState, NewHead, StoreError, StoreHandle};
@@ -117,14 +118,14 @@ impl Learning {
     /// Register the shipped head, restore the active head and the candidate
     /// from the store, and put them live.
     pub async fn start(
-        heads: HeadSlot,
+        classifier: &Classifier,
         store: StoreHandle,
         model_dir: &std::path::Path,
         manifest: &Manifest,
-        variant: &str,
         options: Options,
     ) -> Result<Self, LearningError> {
-        let backbone = backbone_of(manifest, variant)?;
+        let heads = classifier.heads().clone();
+        let backbone = backbone_of(manifest, classifier.variant())?;
         let base = manifest
             .base_features_for(&backbone.variant)
             .map(|(f, of)| BaseRef {
@@ -133,20 +134,11 @@ impl Learning {
                 variant: of,
             });
         let extra = options.extra_genres.clone();
-        // Heads are published under the classifier's name for what runs
-        // (`...-int8-full@onnxruntime`); features and head files use the
-        // variant's (`backbone.name`), whichever runtime ran it.
-        let published = {
-            let active = heads.active();
-            active
-                .name
-                .split('+')
-                .next()
-                .unwrap_or(&active.name)
-                .to_string()
-        };
         let learning = Self(Arc::new(Inner {
-            published,
+            // Heads are published under the classifier's name for what runs
+            // (`...-int8-full@onnxruntime`); features and head files use the
+            // variant's (`backbone.name`), whichever runtime ran it.
+            published: classifier.base_name().to_string(),
             heads,
             genres: options.genres,
             store,

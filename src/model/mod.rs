@@ -147,21 +147,12 @@ impl Classifier {
         let head_ref = manifest.head.as_ref().ok_or(ManifestError::NoHead)?;
         let head_bytes = read_verified(&dir.join(&head_ref.file), &head_ref.sha256)?;
         let head = GenreHead::from_json(&head_bytes, &head_ref.file)?;
-        Self::with_head_on(dir, &manifest, variant, head, options)
+        Self::with_head(dir, &manifest, variant, head, options)
     }
 
-    /// Load the backbone from `dir` and pair it with a given head (for training
-    /// and evaluation of a head that is not shipped yet).
+    /// Load the backbone from `dir` on the runtime `options` choose and pair
+    /// it with a given head.
     pub fn with_head(
-        dir: &Path,
-        manifest: &Manifest,
-        variant: Option<&str>,
-        head: GenreHead,
-    ) -> Result<Self, ModelError> {
-        Self::with_head_on(dir, manifest, variant, head, &RuntimeOptions::default())
-    }
-
-    pub fn with_head_on(
         dir: &Path,
         manifest: &Manifest,
         variant: Option<&str>,
@@ -312,14 +303,6 @@ impl Classifier {
         let image = vision::decode(bytes, &self.limits)?;
         features_of(&self.backbone, &self.norm, &image)
     }
-}
-
-pub fn load_backbone(
-    dir: &Path,
-    manifest: &Manifest,
-    variant: Option<&str>,
-) -> Result<Backbone, ModelError> {
-    Ok(load_backbone_with(dir, manifest, variant, &RuntimeOptions::default())?.backbone)
 }
 
 /// A backbone on its runtime, and the variant it runs.

@@ -13,7 +13,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::model::backbone::Backbone;
+use crate::model::backbone::{Backbone, RuntimeKind};
 use crate::offline::dataset::Labelled;
 use crate::vision::{self, DecodeLimits, Normalisation};
 
@@ -54,7 +54,7 @@ impl FeatureCache {
     pub fn open(
         dir: &Path,
         backbone_sha256: &str,
-        runtime: crate::model::backbone::RuntimeKind,
+        runtime: RuntimeKind,
         dim: usize,
     ) -> Result<Self, FeatureError> {
         let io = |path: &Path| {
@@ -64,7 +64,7 @@ impl FeatureCache {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let short = &backbone_sha256[..backbone_sha256.len().min(16)];
         let path = match runtime {
-            crate::model::backbone::RuntimeKind::Tract => dir.join(format!("{short}-{dim}.bin")),
+            RuntimeKind::Tract => dir.join(format!("{short}-{dim}.bin")),
             other => dir.join(format!("{short}-{dim}-{}.bin", other.as_str())),
         };
         let mut entries = HashMap::new();
@@ -242,35 +242,18 @@ mod tests {
     fn cache_round_trips_and_survives_a_torn_record() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut c = FeatureCache::open(
-                dir.path(),
-                "abcdef",
-                crate::model::backbone::RuntimeKind::Tract,
-                3,
-            )
-            .unwrap();
+            let mut c = FeatureCache::open(dir.path(), "abcdef", RuntimeKind::Tract, 3).unwrap();
             c.insert([1; 32], vec![1.0, 2.0, 3.0]).unwrap();
             c.insert([2; 32], vec![4.0, 5.0, 6.0]).unwrap();
             c.flush().unwrap();
         }
-        let path = FeatureCache::open(
-            dir.path(),
-            "abcdef",
-            crate::model::backbone::RuntimeKind::Tract,
-            3,
-        )
-        .unwrap()
-        .path()
-        .to_path_buf();
+        let path = FeatureCache::open(dir.path(), "abcdef", RuntimeKind::Tract, 3)
+            .unwrap()
+            .path()
+            .to_path_buf();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[9; 10]).unwrap();
-        let c = FeatureCache::open(
-            dir.path(),
-            "abcdef",
-            crate::model::backbone::RuntimeKind::Tract,
-            3,
-        )
-        .unwrap();
+        let c = FeatureCache::open(dir.path(), "abcdef", RuntimeKind::Tract, 3).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.get(&[2; 32]).unwrap(), &vec![4.0, 5.0, 6.0]);
     }

@@ -226,11 +226,11 @@ impl Store {
             .transpose()
     }
 
-    /// Corrections (latest per poster) whose poster has features `dim` wide:
-    /// (poster id, corrected genres, features), oldest correction first.
-    /// Corrected posters' features from one backbone variant (`model`, e.g.
-    /// `efficientnet-lite0-int8`): another variant's features are another
-    /// feature space, and a head must not mix them.
+    /// Corrections (latest per poster) whose poster has features `dim` wide
+    /// from one backbone variant (`model`, e.g. `efficientnet-lite0-int8`;
+    /// another variant's features are another feature space, and a head must
+    /// not mix them): (poster id, corrected genres, features), oldest
+    /// correction first.
     pub fn corrections_with_features(
         &self,
         model: &str,

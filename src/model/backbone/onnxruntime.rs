@@ -113,7 +113,7 @@ fn providers(
                 "onnxruntime: execution provider `{}` ({}) is not in the loaded library; \
                  use a build of onnxruntime that has it (JetPack's onnxruntime-gpu for \
                  tensorrt/cuda) or remove it from [inference] onnxruntime_providers",
-                provider_name(*p),
+                p.as_str(),
                 p.ort_name()
             )));
         }
@@ -135,14 +135,6 @@ fn providers(
     Ok(out)
 }
 
-fn provider_name(p: Provider) -> &'static str {
-    match p {
-        Provider::Tensorrt => "tensorrt",
-        Provider::Cuda => "cuda",
-        Provider::Cpu => "cpu",
-    }
-}
-
 impl OrtRuntime {
     pub fn load(
         bytes: &[u8],
@@ -152,38 +144,9 @@ impl OrtRuntime {
         let loaded = load_library(options)?;
         let eps = providers(options)?;
         let count = options.sessions.max(1);
-        let mut sessions = Vec::with_capacity(count);
-        for _ in 0..count {
-            let session = Session::builder(&loaded.env)
-                .and_then(|b| Ok(b.with_execution_providers(&eps)?))
-                .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
-                .and_then(|b| Ok(b.with_intra_threads(1)?))
-                .and_then(|b| Ok(b.with_inter_threads(1)?))
-                // Idle workers must not spin a core (a board shares them).
-                .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
-                .and_then(|mut b| b.commit_from_memory(bytes))
-                .map_err(|e| BackboneError::Load(anyhow::anyhow!("onnxruntime session: {e}")))?;
-            sessions.push(session);
-        }
-        let first = sessions
-            .first()
-            .ok_or_else(|| BackboneError::Load(anyhow::anyhow!("no onnxruntime session")))?;
-        for name in [&spec.input_name, &spec.feature_output] {
-            let known = first.inputs().iter().any(|i| i.name() == name.as_str())
-                || first.outputs().iter().any(|o| o.name() == name.as_str());
-            if !known {
-                return Err(BackboneError::Load(anyhow::anyhow!(
-                    "the ONNX graph has no tensor `{name}` (the manifest's input/feature names)"
-                )));
-            }
-        }
-        let names: Vec<&str> = options
-            .providers
-            .iter()
-            .map(|p| provider_name(*p))
-            .collect();
-        let runtime = Self {
-            idle: Mutex::new(sessions),
+        let names: Vec<&str> = options.providers.iter().map(|p| p.as_str()).collect();
+        let mut runtime = Self {
+            idle: Mutex::new(Vec::with_capacity(count)),
             returned: Condvar::new(),
             input: spec.input_name.clone(),
             output: spec.feature_output.clone(),
@@ -200,31 +163,44 @@ impl OrtRuntime {
                 names.join(", ")
             ),
         };
-        // A provider can be listed and still fail at its first kernel (a
-        // CUDA build for another GPU): prove every session once, now.
         let zeros = vec![0f32; runtime.shape.iter().product()];
-        for _ in 0..count {
-            runtime.warm_up(&zeros)?;
+        for i in 0..count {
+            let mut session = Session::builder(&loaded.env)
+                .and_then(|b| Ok(b.with_execution_providers(&eps)?))
+                .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
+                .and_then(|b| Ok(b.with_intra_threads(1)?))
+                .and_then(|b| Ok(b.with_inter_threads(1)?))
+                // Idle workers must not spin a core (a board shares them).
+                .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
+                .and_then(|mut b| b.commit_from_memory(bytes))
+                .map_err(|e| BackboneError::Load(anyhow::anyhow!("onnxruntime session: {e}")))?;
+            if i == 0 {
+                // Checked before the first run, which looks the output up by name.
+                for name in [&spec.input_name, &spec.feature_output] {
+                    let known = session.inputs().iter().any(|t| t.name() == name.as_str())
+                        || session.outputs().iter().any(|t| t.name() == name.as_str());
+                    if !known {
+                        return Err(BackboneError::Load(anyhow::anyhow!(
+                            "the ONNX graph has no tensor `{name}` (the manifest's input/feature names)"
+                        )));
+                    }
+                }
+            }
+            // A provider can be listed and still fail at its first kernel (a
+            // CUDA build for another GPU): prove every session once, now.
+            runtime.run_on(&mut session, &zeros).map_err(|e| {
+                BackboneError::Onnxruntime(format!(
+                    "onnxruntime: the first inference failed ({e}); the execution providers \
+                     cannot run this model here"
+                ))
+            })?;
+            runtime
+                .idle
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(session);
         }
         Ok(runtime)
-    }
-
-    /// One run on a session not yet used, returned to the back of the pool.
-    fn warm_up(&self, input: &[f32]) -> Result<(), BackboneError> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.is_empty() {
-            return Ok(());
-        }
-        let mut session = idle.remove(0);
-        drop(idle);
-        let result = self.run_on(&mut session, input);
-        self.give_back(session);
-        result.map(|_| ()).map_err(|e| {
-            BackboneError::Onnxruntime(format!(
-                "onnxruntime: the first inference failed ({e}); the execution providers \
-                 cannot run this model here"
-            ))
-        })
     }
 
     fn run_on(&self, session: &mut Session, input: &[f32]) -> Result<Vec<f32>, ort::Error> {

@@ -13,7 +13,8 @@ pub enum RuntimeChoice {
     Tract,
     /// onnxruntime: an error when its library cannot be loaded.
     Onnxruntime,
-    /// onnxruntime when its library loads, tract otherwise (with a warning).
+    /// onnxruntime when its library loads, tract otherwise (saying why in
+    /// the log).
     Auto,
 }
 
@@ -45,6 +46,15 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// The name in the configuration (`tensorrt`, `cuda`, `cpu`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tensorrt => "tensorrt",
+            Self::Cuda => "cuda",
+            Self::Cpu => "cpu",
+        }
+    }
+
     /// The name onnxruntime lists it under (`get_available_providers()`).
     pub fn ort_name(self) -> &'static str {
         match self {
